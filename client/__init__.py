@@ -1,0 +1,1 @@
+"""The AAR Lab client: the `aar` command (and, later, the orchestrator of a research team)."""

@@ -1,0 +1,158 @@
+"""`aar`: serve the MCP servers, manage agent tokens, export manifests, print client configs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from servers import catalog
+from servers.kit import manifest
+from servers.kit.hosting import configure_logging, mcp_path, serve_http
+from servers.kit.identity import TokenStore, validate_agent_name
+from servers.kit.settings import Settings, get_settings
+
+
+def _local_user() -> str:
+    """The local user's name made into a valid agent name (the stdio default identity)."""
+    name = re.sub(r"[^a-z0-9_-]", "-", getpass.getuser().lower()).strip("-_") or "local"
+    return name[:32]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    overrides: dict[str, Any] = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    settings = settings.model_copy(update=overrides)
+    names = catalog.server_names() if args.name == "all" else [args.name]
+    if not args.http:
+        if args.name == "all":
+            print("error: `aar serve all` needs --http (stdio carries one server per process)", file=sys.stderr)
+            return 2
+        agent = validate_agent_name(args.agent or _local_user())
+        catalog.factory(args.name)(settings, local_agent=agent).run("stdio")
+        return 0
+    serve_http({name: catalog.factory(name)(settings) for name in names}, settings)
+    return 0
+
+
+async def _tokens(args: argparse.Namespace) -> int:
+    store = await TokenStore.open(get_settings().identity_db)
+    try:
+        if args.action == "create":
+            for name in args.names:
+                token = await store.create(name)
+                print(f"{name}\t{token}" if len(args.names) > 1 else token)
+        elif args.action == "revoke":
+            for name in args.names:
+                if not await store.revoke(name):
+                    print(f"no token for {name!r}", file=sys.stderr)
+                    return 1
+        else:
+            for name in await store.agents():
+                print(name)
+    finally:
+        await store.close()
+    return 0
+
+
+async def _manifest(args: argparse.Namespace) -> int:
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="aar-manifest-") as scratch:
+        settings = Settings(data_dir=Path(scratch))
+        for name in catalog.server_names():
+            live = await manifest.describe(name, catalog.factory(name)(settings, local_agent="manifest"))
+            if args.check:
+                problems = manifest.drift(manifest.load(name), live) if manifest.manifest_path(name).exists() else ["missing"]
+                for problem in problems:
+                    print(f"{name}: {problem}", file=sys.stderr)
+                failures += bool(problems)
+            else:
+                print(manifest.write(live))
+    return 1 if failures else 0
+
+
+def _desktop_config(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    command = shutil.which("aar") or str(Path(sys.executable).with_name("aar"))
+    env = {"AAR_DATA_DIR": str(settings.data_dir.resolve())}
+    agent = args.agent or _local_user()
+    stdio = {
+        name: {"command": command, "args": ["serve", name, "--agent", agent], "env": env}
+        for name in catalog.server_names()
+    }
+    desktop = {"mcpServers": stdio}
+    code_servers: dict[str, Any] = {name: {"type": "stdio", **entry} for name, entry in stdio.items()}
+    code_http = {
+        name: {
+            "type": "http",
+            "url": f"http://{settings.host}:{settings.port}{mcp_path(name)}",
+            "headers": {"Authorization": "Bearer ${AAR_TOKEN}"},
+        }
+        for name in catalog.server_names()
+    }
+    blocks = {
+        "desktop": desktop,
+        "code": {"mcpServers": code_servers},
+        "code-http": {"mcpServers": code_http},
+    }
+    if args.format != "all":
+        print(json.dumps(blocks[args.format], indent=2))
+        return 0
+    print("# Claude Desktop: merge into claude_desktop_config.json")
+    print(json.dumps(desktop, indent=2))
+    print("\n# Claude Code: save as .mcp.json in your project (stdio)")
+    print(json.dumps(blocks["code"], indent=2))
+    print("\n# Claude Code over HTTP, against `aar serve all --http` (export AAR_TOKEN from `aar tokens create NAME`)")
+    print(json.dumps(blocks["code-http"], indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aar", description="AAR Lab: automated alignment research harness.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="Run a server over stdio (default) or streamable HTTP.")
+    serve.add_argument("name", choices=[*catalog.server_names(), "all"])
+    serve.add_argument("--http", action="store_true", help="Serve over streamable HTTP (bearer tokens required).")
+    serve.add_argument("--agent", help="Identity of the stdio caller (default: the local user).")
+    serve.add_argument("--host", help="HTTP bind address (default AAR_HOST or 127.0.0.1).")
+    serve.add_argument("--port", type=int, help="HTTP port (default AAR_PORT or 8700).")
+
+    tokens = commands.add_parser("tokens", help="Create, list or revoke agents' bearer tokens.")
+    tokens.add_argument("action", choices=["create", "list", "revoke"])
+    tokens.add_argument("names", nargs="*", metavar="NAME")
+
+    manifest_command = commands.add_parser("manifest", help="Write manifests/servers/*.json from the live servers.")
+    manifest_command.add_argument("action", choices=["export"])
+    manifest_command.add_argument("--check", action="store_true", help="Only compare; exit 1 on any drift.")
+
+    config = commands.add_parser("desktop-config", help="Print Claude Desktop and Claude Code configs.")
+    config.add_argument("--format", choices=["all", "desktop", "code", "code-http"], default="all")
+    config.add_argument("--agent", help="Identity of the stdio caller (default: the local user).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "tokens":
+        if args.action in ("create", "revoke") and not args.names:
+            print(f"error: `aar tokens {args.action}` needs at least one NAME", file=sys.stderr)
+            return 2
+        return asyncio.run(_tokens(args))
+    if args.command == "manifest":
+        return asyncio.run(_manifest(args))
+    return _desktop_config(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What every AAR Lab server shares: settings, identity, SQLite, errors, HTTP hosting."""

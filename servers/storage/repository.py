@@ -1,0 +1,255 @@
+"""The snapshot repository: a bare git repository driven through stock `git` plumbing.
+
+A snapshot is a commit on the branch of the agent who saved it (`refs/heads/AGENT`),
+so `git clone` of the data directory shows every agent's work with ordinary tools.
+A snapshot that builds on another one (any agent's) starts from that snapshot's files
+and records it as a second parent, keeping each agent's branch a straight line that
+never loses a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from servers.kit.errors import NotFoundError, ToolInputError
+from servers.storage.models import Diff, FileContent, FileEntry, Snapshot, SnapshotInfo
+from servers.storage.paths import validate_path
+
+EMPTY_OID = "0" * 40
+BASED_ON_TRAILER = "Based-on: "
+_FIELD = "%x1f"
+_RECORD = "%x1e"
+_LOG_FORMAT = _FIELD.join(["%H", "%an", "%ct", "%P", "%B"]) + _RECORD
+
+
+class GitError(RuntimeError):
+    """git failed in a way that is not the caller's fault."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int
+    max_snapshot_bytes: int
+    max_files: int
+    max_diff_chars: int
+
+
+class SnapshotRepository:
+    """Snapshots of every agent in one bare repository at `path`."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        self.path = path
+        self._limits = limits
+        self._branch_locks: dict[str, asyncio.Lock] = {}
+        self._env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(path),
+            "GIT_DIR": str(path),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "LC_ALL": "C",
+        }
+
+    async def init(self) -> None:
+        """Create the bare repository if it does not exist yet."""
+        if not (self.path / "HEAD").exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            await self._git("init", "--quiet", "--bare", "--initial-branch=main", str(self.path))
+            await self._git("config", "core.fsync", "committed")
+            await self._git("config", "gc.auto", "0")
+
+    async def _git(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
+        process = await asyncio.create_subprocess_exec(
+            "git",
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**self._env, **(env or {})},
+        )
+        stdout, stderr = await process.communicate(stdin)
+        if process.returncode != 0:
+            raise GitError(f"git {args[0]} failed: {stderr.decode(errors='replace').strip()}")
+        return stdout
+
+    async def resolve(self, snapshot: str) -> str:
+        """The full id of a snapshot given by a unique prefix of 7 or more hex digits."""
+        try:
+            out = await self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{snapshot}^{{commit}}")
+        except GitError:
+            raise NotFoundError(
+                f"no snapshot {snapshot!r} (or the prefix is ambiguous): take an id from list_snapshots or save"
+            ) from None
+        return out.decode().strip()
+
+    async def head(self, agent: str) -> str | None:
+        try:
+            out = await self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{agent}")
+        except GitError:
+            return None
+        return out.decode().strip()
+
+    def _check_payload(self, files: Mapping[str, str], delete: list[str]) -> dict[str, bytes]:
+        encoded: dict[str, bytes] = {}
+        for path, content in files.items():
+            validate_path(path)
+            data = content.encode()
+            if len(data) > self._limits.max_file_bytes:
+                raise ToolInputError(
+                    f"file {path!r} is {len(data)} bytes, over the limit of {self._limits.max_file_bytes}: "
+                    "keep data and model weights out of snapshots"
+                )
+            encoded[path] = data
+        total = sum(len(data) for data in encoded.values())
+        if total > self._limits.max_snapshot_bytes:
+            raise ToolInputError(
+                f"the files add up to {total} bytes, over the snapshot limit of {self._limits.max_snapshot_bytes}"
+            )
+        for path in delete:
+            validate_path(path)
+            if path in encoded:
+                raise ToolInputError(f"{path!r} is both written and deleted: do one or the other")
+        paths = sorted(encoded)
+        for shorter, longer in zip(paths, paths[1:], strict=False):
+            if longer.startswith(shorter + "/"):
+                raise ToolInputError(f"{shorter!r} cannot be both a file and the folder of {longer!r}")
+        return encoded
+
+    async def save(
+        self, *, agent: str, files: Mapping[str, str], message: str, based_on: str | None, delete: list[str]
+    ) -> Snapshot:
+        """Commit a snapshot to `agent`'s branch; nothing is written unless every check passes."""
+        encoded = self._check_payload(files, delete)
+        base = await self.resolve(based_on) if based_on is not None else None
+        if not encoded and base is None:
+            raise ToolInputError("nothing to save: give at least one file, or a snapshot to build on")
+        lock = self._branch_locks.setdefault(agent, asyncio.Lock())
+        async with lock:
+            head = await self.head(agent)
+            with tempfile.TemporaryDirectory(prefix="aar-save-") as scratch:
+                tree = await self._build_tree(Path(scratch), encoded, base, delete)
+            parents = list(dict.fromkeys(p for p in (head, base) if p is not None))
+            body = message.strip() + (f"\n\n{BASED_ON_TRAILER}{base}\n" if base else "\n")
+            identity = {"GIT_AUTHOR_NAME": agent, "GIT_AUTHOR_EMAIL": f"{agent}@aar-lab.local"}
+            identity |= {"GIT_COMMITTER_NAME": agent, "GIT_COMMITTER_EMAIL": f"{agent}@aar-lab.local"}
+            parent_args = [arg for parent in parents for arg in ("-p", parent)]
+            commit = await self._git("commit-tree", tree, *parent_args, "-F", "-", stdin=body.encode(), env=identity)
+            commit_id = commit.decode().strip()
+            await self._git("update-ref", f"refs/heads/{agent}", commit_id, head or EMPTY_OID)
+        return await self.snapshot(commit_id)
+
+    async def _build_tree(self, scratch: Path, files: dict[str, bytes], base: str | None, delete: list[str]) -> str:
+        env = {"GIT_INDEX_FILE": str(scratch / "index")}
+        if base is not None:
+            await self._git("read-tree", base, env=env)
+        else:
+            await self._git("read-tree", "--empty", env=env)
+        if delete:
+            listed = await self._git("ls-files", "-z", "--", *delete, env=env)
+            present = set(listed.decode().split("\0")) - {""}
+            missing = [path for path in delete if path not in present]
+            if missing:
+                raise ToolInputError(f"cannot delete {missing}: not in the snapshot being built on")
+        entries: list[str] = []
+        if files:
+            blob_dir = scratch / "blobs"
+            blob_dir.mkdir()
+            names = []
+            for number, data in enumerate(files.values()):
+                name = blob_dir / str(number)
+                name.write_bytes(data)
+                names.append(str(name))
+            blob_ids = await self._git("hash-object", "-w", "--stdin-paths", stdin="\n".join(names).encode())
+            entries += [
+                f"100644 {blob_id}\t{path}" for path, blob_id in zip(files, blob_ids.decode().split(), strict=True)
+            ]
+        entries += [f"0 {EMPTY_OID}\t{path}" for path in delete]
+        if entries:
+            await self._git("update-index", "--index-info", stdin=("\n".join(entries) + "\n").encode(), env=env)
+        count = len((await self._git("ls-files", "-z", env=env)).split(b"\0")) - 1
+        if count > self._limits.max_files:
+            raise ToolInputError(f"the snapshot would hold {count} files, over the limit of {self._limits.max_files}")
+        try:
+            return (await self._git("write-tree", env=env)).decode().strip()
+        except GitError as error:
+            raise ToolInputError(f"these paths clash with the snapshot built on (a file and a folder of one name): {error}") from None
+
+    def _parse_log(self, raw: bytes) -> list[SnapshotInfo]:
+        infos = []
+        for record in raw.decode(errors="replace").split("\x1e"):
+            record = record.strip("\n")
+            if not record:
+                continue
+            commit, author, timestamp, parents, body = record.split("\x1f", 4)
+            message, based_on = body.strip(), None
+            lines = message.splitlines()
+            if lines and lines[-1].startswith(BASED_ON_TRAILER):
+                based_on = lines[-1][len(BASED_ON_TRAILER) :]
+                message = "\n".join(lines[:-1]).strip()
+            created = datetime.fromtimestamp(int(timestamp), UTC).isoformat().replace("+00:00", "Z")
+            infos.append(
+                SnapshotInfo(
+                    id=commit, author=author, message=message, created_at=created, parents=parents.split(), based_on=based_on
+                )
+            )
+        return infos
+
+    async def snapshot(self, snapshot: str) -> Snapshot:
+        commit = await self.resolve(snapshot)
+        info = self._parse_log(await self._git("log", "-1", f"--format={_LOG_FORMAT}", commit))[0]
+        listing = await self._git("ls-tree", "-r", "-l", "-z", commit)
+        files = []
+        for entry in listing.decode().split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)
+                files.append(FileEntry(path=path, size=int(meta.split()[3])))
+        return Snapshot(**info.model_dump(), files=files, total_bytes=sum(f.size for f in files))
+
+    async def list_snapshots(self, *, author: str | None, limit: int) -> list[SnapshotInfo]:
+        """Snapshots newest first, of one author or of everyone."""
+        if author is not None:
+            if await self.head(author) is None:
+                return []
+            revisions = [f"refs/heads/{author}", f"--author=^{author} <"]
+        else:
+            revisions = ["--branches"]
+        raw = await self._git("log", "--date-order", f"-n{limit}", f"--format={_LOG_FORMAT}", *revisions, "--")
+        return self._parse_log(raw)
+
+    async def log(self, snapshot: str, *, limit: int) -> list[SnapshotInfo]:
+        """The ancestry of a snapshot, itself first."""
+        commit = await self.resolve(snapshot)
+        return self._parse_log(await self._git("log", "--date-order", f"-n{limit}", f"--format={_LOG_FORMAT}", commit, "--"))
+
+    async def read_file(self, snapshot: str, path: str) -> FileContent:
+        validate_path(path)
+        commit = await self.resolve(snapshot)
+        try:
+            data = await self._git("cat-file", "blob", f"{commit}:{path}")
+        except GitError:
+            raise NotFoundError(f"snapshot {commit[:12]} has no file {path!r}: get_snapshot lists its files") from None
+        try:
+            content = data.decode()
+        except UnicodeDecodeError:
+            raise ToolInputError(f"{path!r} is not UTF-8 text") from None
+        return FileContent(snapshot=commit, path=path, size=len(data), content=content)
+
+    async def diff(self, older: str, newer: str, path: str | None) -> Diff:
+        old_commit, new_commit = await self.resolve(older), await self.resolve(newer)
+        scope = ["--", validate_path(path)] if path is not None else ["--"]
+        names = await self._git("diff", "--name-only", "-z", old_commit, new_commit, *scope)
+        text = (await self._git("diff", "--no-color", "--no-ext-diff", old_commit, new_commit, *scope)).decode(errors="replace")
+        limit = self._limits.max_diff_chars
+        return Diff(
+            from_snapshot=old_commit,
+            to_snapshot=new_commit,
+            files_changed=[name for name in names.decode().split("\0") if name],
+            diff=text[:limit],
+            truncated=len(text) > limit,
+        )
