@@ -15,6 +15,7 @@ from typing import Any
 
 from servers import catalog
 from servers.kit import manifest
+from servers.kit.errors import ToolInputError
 from servers.kit.hosting import configure_logging, mcp_path, serve_http
 from servers.kit.identity import TokenStore, validate_agent_name
 from servers.kit.settings import Settings, get_settings
@@ -69,7 +70,9 @@ async def _manifest(args: argparse.Namespace) -> int:
         for name in catalog.server_names():
             live = await manifest.describe(name, catalog.factory(name)(settings, local_agent="manifest"))
             if args.check:
-                problems = manifest.drift(manifest.load(name), live) if manifest.manifest_path(name).exists() else ["missing"]
+                problems = (
+                    manifest.drift(manifest.load(name), live) if manifest.manifest_path(name).exists() else ["missing"]
+                )
                 for problem in problems:
                     print(f"{name}: {problem}", file=sys.stderr)
                 failures += bool(problems)
@@ -142,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ToolInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "tokens":

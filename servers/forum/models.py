@@ -11,7 +11,9 @@ Kind = Literal["finding", "result", "idea", "question", "claim", "note", "reply"
 
 Title = Annotated[str, Field(min_length=1, max_length=200, description="One line saying what the post is.")]
 Body = Annotated[str, Field(min_length=1, max_length=50_000, description="Markdown.")]
-Tag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$", description="Lowercase word, e.g. 'confidence-loss'.")]
+Tag = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$", description="Lowercase word, e.g. 'confidence-loss'.")
+]
 Tags = Annotated[list[Tag], Field(max_length=10, description="At most 10 tags.")]
 PostId = Annotated[int, Field(ge=1, description="A post id from post, feed or search.")]
 SnapshotRef = Annotated[str, Field(pattern=r"^[0-9a-f]{7,40}$", description="A storage snapshot id.")]

@@ -71,7 +71,9 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         finally:
             await store.close()
 
-    server = new_server("forum", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan)
+    server = new_server(
+        "forum", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan
+    )
 
     @server.tool(annotations=WRITE)
     async def post(
@@ -83,7 +85,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         snapshot: Annotated[SnapshotRef | None, Field(description="Storage snapshot id this post cites.")] = None,
         submission: Annotated[SubmissionRef | None, Field(description="PGR submission id this post cites.")] = None,
     ) -> Post:
-        """Start a new thread, as yourself. Cite the snapshot and submission behind a result so others can build on it."""
+        """Start a new thread, as yourself. Cite the snapshot and submission behind a result so others can use it."""
         state = _state(ctx)
         return await state.store.create_post(
             author=calling_agent(state.local_agent),
@@ -122,7 +124,9 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
 
     @server.tool(annotations=READ)
     async def search(
-        query: Annotated[str, Field(min_length=1, max_length=500, description="Words to find; 'conf*' matches a prefix.")],
+        query: Annotated[
+            str, Field(min_length=1, max_length=500, description="Words to find; 'conf*' matches a prefix.")
+        ],
         ctx: Context,
         tag: Tag | None = None,
         kind: Kind | None = None,

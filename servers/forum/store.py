@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from servers.forum.models import Feed, Post, PostSummary, SearchHit, SearchResults, Thread, VoteResult
@@ -99,7 +99,7 @@ class ForumStore:
         self._database = database
 
     @classmethod
-    async def open(cls, path: Path, *, synchronous: str = "FULL") -> ForumStore:
+    async def open(cls, path: Path, *, synchronous: str = "NORMAL") -> ForumStore:
         return cls(await Database.open(path, SCHEMA, synchronous=synchronous))
 
     async def close(self) -> None:
@@ -135,7 +135,9 @@ class ForumStore:
             post_id = cursor.lastrowid
             if thread_id is None:
                 await connection.execute("UPDATE posts SET thread_id = id WHERE id = ?", (post_id,))
-            await connection.executemany("INSERT INTO post_tags (tag, post_id) VALUES (?, ?)", [(t, post_id) for t in tags])
+            await connection.executemany(
+                "INSERT INTO post_tags (tag, post_id) VALUES (?, ?)", [(t, post_id) for t in tags]
+            )
             async with connection.execute(f"SELECT {_COLUMNS} FROM posts WHERE id = ?", (post_id,)) as cursor:
                 row = await cursor.fetchone()
         assert row is not None

@@ -1,11 +1,13 @@
-"""SQLite access shared by the servers: one connection per store, WAL, durable writes.
+"""SQLite access shared by the servers: a writer and a reader connection per store, WAL, durable writes.
 
 Every store owns two aiosqlite connections, a writer and a reader. aiosqlite runs each
 connection on its own thread and executes its calls in order, so the writer is the single
-writer of this process and reads (WAL) never wait behind it nor see uncommitted rows; `BEGIN IMMEDIATE` plus a busy timeout keeps a second process (a stdio server
+writer of this process and reads (WAL) never wait behind it nor see uncommitted rows;
+`BEGIN IMMEDIATE` plus a busy timeout keeps a second process (a stdio server
 for Claude Desktop beside an HTTP one) from failing with "database is locked".
-A write returns only after COMMIT, with `synchronous=FULL`, so an acknowledged write
-survives kill -9 of the server (and a power loss).
+A write returns only after COMMIT into the WAL, so an acknowledged write survives kill -9
+of the server; `synchronous=FULL` (setting AAR_SQLITE_SYNCHRONOUS) also makes it survive
+a power loss, at the price of an fsync per write.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Database:
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path, schema: str, *, synchronous: str = "FULL") -> Database:
+    async def open(cls, path: Path, schema: str, *, synchronous: str = "NORMAL") -> Database:
         """Open (creating if needed) the file at `path` and apply `schema` (idempotent DDL)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path)

@@ -58,9 +58,7 @@ def new_server(
                 validate_token_resource=False,  # a token names an agent, valid on every server
             ),
         }
-    return MCPServer(
-        name, instructions=instructions, version=VERSION, lifespan=lifespan, log_level="WARNING", **auth
-    )
+    return MCPServer(name, instructions=instructions, version=VERSION, lifespan=lifespan, log_level="WARNING", **auth)
 
 
 def http_app(servers: Mapping[str, MCPServer[Any]]) -> Starlette:
@@ -81,7 +79,10 @@ def http_app(servers: Mapping[str, MCPServer[Any]]) -> Starlette:
         return JSONResponse({"ok": True, "servers": sorted(servers)})
 
     routes: list[Route | Mount] = [Route("/healthz", healthz)]
-    routes += [Mount(f"/{name}", app=server.streamable_http_app(streamable_http_path="/mcp")) for name, server in servers.items()]
+    routes += [
+        Mount(f"/{name}", app=server.streamable_http_app(streamable_http_path="/mcp"))
+        for name, server in servers.items()
+    ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

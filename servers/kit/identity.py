@@ -37,7 +37,8 @@ def validate_agent_name(name: str) -> str:
     """Return `name` if it is a valid agent name, else raise a `ToolInputError` that says the rule."""
     if not AGENT_NAME.match(name):
         raise ToolInputError(
-            f"invalid agent name {name!r}: use 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+            f"invalid agent name {name!r}: use 1-32 characters of a-z, 0-9, '_' and '-',"
+            " starting with a letter or digit"
         )
     return name
 

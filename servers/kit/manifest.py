@@ -69,7 +69,8 @@ def drift(declared: dict[str, Any], live: dict[str, Any]) -> list[str]:
     for tool in sorted(declared_tools.keys() & live_tools_by_name.keys()):
         if declared_tools[tool] != live_tools_by_name[tool]:
             fields = sorted(
-                key for key in declared_tools[tool].keys() | live_tools_by_name[tool].keys()
+                key
+                for key in declared_tools[tool].keys() | live_tools_by_name[tool].keys()
                 if declared_tools[tool].get(key) != live_tools_by_name[tool].get(key)
             )
             problems.append(f"tool {tool!r} differs in {', '.join(fields)}")

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the HTTP servers bind to.")
     port: int = Field(default=8700, ge=0, le=65535, description="Port of `aar serve ... --http`.")
     sqlite_synchronous: str = Field(
-        default="FULL", pattern="^(FULL|NORMAL)$", description="FULL survives power loss; NORMAL only crashes."
+        default="NORMAL",
+        pattern="^(FULL|NORMAL)$",
+        description="WAL with NORMAL survives kill -9 of the server; FULL also survives power loss, at a cost.",
     )
 
     storage_max_file_bytes: int = Field(default=1_000_000, ge=1)

@@ -178,7 +178,9 @@ class SnapshotRepository:
         try:
             return (await self._git("write-tree", env=env)).decode().strip()
         except GitError as error:
-            raise ToolInputError(f"these paths clash with the snapshot built on (a file and a folder of one name): {error}") from None
+            raise ToolInputError(
+                f"these paths clash with the snapshot built on (a file and a folder of one name): {error}"
+            ) from None
 
     def _parse_log(self, raw: bytes) -> list[SnapshotInfo]:
         infos = []
@@ -195,7 +197,12 @@ class SnapshotRepository:
             created = datetime.fromtimestamp(int(timestamp), UTC).isoformat().replace("+00:00", "Z")
             infos.append(
                 SnapshotInfo(
-                    id=commit, author=author, message=message, created_at=created, parents=parents.split(), based_on=based_on
+                    id=commit,
+                    author=author,
+                    message=message,
+                    created_at=created,
+                    parents=parents.split(),
+                    based_on=based_on,
                 )
             )
         return infos
@@ -225,7 +232,9 @@ class SnapshotRepository:
     async def log(self, snapshot: str, *, limit: int) -> list[SnapshotInfo]:
         """The ancestry of a snapshot, itself first."""
         commit = await self.resolve(snapshot)
-        return self._parse_log(await self._git("log", "--date-order", f"-n{limit}", f"--format={_LOG_FORMAT}", commit, "--"))
+        return self._parse_log(
+            await self._git("log", "--date-order", f"-n{limit}", f"--format={_LOG_FORMAT}", commit, "--")
+        )
 
     async def read_file(self, snapshot: str, path: str) -> FileContent:
         validate_path(path)
@@ -244,7 +253,9 @@ class SnapshotRepository:
         old_commit, new_commit = await self.resolve(older), await self.resolve(newer)
         scope = ["--", validate_path(path)] if path is not None else ["--"]
         names = await self._git("diff", "--name-only", "-z", old_commit, new_commit, *scope)
-        text = (await self._git("diff", "--no-color", "--no-ext-diff", old_commit, new_commit, *scope)).decode(errors="replace")
+        text = (await self._git("diff", "--no-color", "--no-ext-diff", old_commit, new_commit, *scope)).decode(
+            errors="replace"
+        )
         limit = self._limits.max_diff_chars
         return Diff(
             from_snapshot=old_commit,

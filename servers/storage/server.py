@@ -69,7 +69,8 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         message: Annotated[str, Field(min_length=1, max_length=2000, description="What changed and why.")],
         ctx: Context,
         based_on: Annotated[
-            SnapshotId | None, Field(description="Start from this snapshot's files (anyone's); omit to save only `files`.")
+            SnapshotId | None,
+            Field(description="Start from this snapshot's files (anyone's); omit to save only `files`."),
         ] = None,
         delete: Annotated[list[FilePath], Field(max_length=500, description="Paths of `based_on` to leave out.")] = [],  # noqa: B006
     ) -> Snapshot:
@@ -82,7 +83,9 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     @server.tool(annotations=READ)
     async def list_snapshots(
         ctx: Context,
-        author: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Only this agent's.")] = None,
+        author: Annotated[
+            str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Only this agent's.")
+        ] = None,
         limit: Limit = 50,
     ) -> SnapshotList:
         """List snapshots, newest first: everyone's, or one author's."""

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything AAR Lab needs into ./.venv (and, as root on Debian, the system packages).
+# Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SYSTEM_PACKAGES=(git bubblewrap)
+missing=()
+for package in "${SYSTEM_PACKAGES[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing system packages: ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  elif ! command -v dpkg >/dev/null && command -v git >/dev/null; then
+    echo "setup: not Debian; make sure git and bubblewrap are installed" >&2
+  else
+    echo "setup: please install: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# torch first and pinned, so that nothing pulls a multi-gigabyte CUDA build (override with TORCH_SPEC).
+.venv/bin/pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
+.venv/bin/pip install --quiet -e '.[test]'
+echo "setup: done; the aar command is .venv/bin/aar" >&2

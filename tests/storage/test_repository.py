@@ -1,0 +1,71 @@
+"""Snapshots live in a real git repository: stock git clones it, each agent writes only its branch."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import memory_client
+
+pytestmark = pytest.mark.anyio
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+async def test_stock_git_clones_the_repository_and_reads_each_agents_branch(data_dir: Path, tmp_path: Path) -> None:
+    async with memory_client("storage", data_dir, "alice") as alice:
+        saved = await alice.call_tool("save", {"files": {"method.py": "print('hi')\n"}, "message": "first method"})
+    snapshot = saved.structured_content["id"]  # type: ignore[index]
+    clone = tmp_path / "clone"
+    _git("clone", "--quiet", str(data_dir / "storage.git"), str(clone))
+    _git("checkout", "--quiet", "alice", cwd=clone)
+    assert (clone / "method.py").read_text() == "print('hi')\n"
+    assert _git("log", "-1", "--format=%H %an %s", cwd=clone).split() == [snapshot, "alice", "first", "method"]
+
+
+async def test_building_on_another_agents_snapshot_writes_only_your_own_branch(data_dir: Path) -> None:
+    async with memory_client("storage", data_dir, "alice") as alice, memory_client("storage", data_dir, "bob") as bob:
+        first = (
+            await alice.call_tool("save", {"files": {"a.py": "1", "b.py": "2"}, "message": "alice"})
+        ).structured_content
+        alice_head = _git("--git-dir", str(data_dir / "storage.git"), "rev-parse", "refs/heads/alice").strip()
+        built = await bob.call_tool(
+            "save",
+            {"files": {"a.py": "changed"}, "message": "bob builds", "based_on": first["id"], "delete": ["b.py"]},  # type: ignore[index]
+        )
+        result = built.structured_content
+        assert result["author"] == "bob" and result["based_on"] == first["id"]  # type: ignore[index]
+        assert [f["path"] for f in result["files"]] == ["a.py"]  # type: ignore[index]
+        assert _git("--git-dir", str(data_dir / "storage.git"), "rev-parse", "refs/heads/alice").strip() == alice_head
+        history = await bob.call_tool("log", {"snapshot": result["id"]})  # type: ignore[index]
+        assert [s["author"] for s in history.structured_content["snapshots"]] == ["bob", "alice"]  # type: ignore[index]
+        mine = await bob.call_tool("list_snapshots", {"author": "bob"})
+        assert [s["id"] for s in mine.structured_content["snapshots"]] == [result["id"]]  # type: ignore[index]
+
+
+async def test_a_snapshot_without_based_on_holds_exactly_its_files(data_dir: Path) -> None:
+    async with memory_client("storage", data_dir, "alice") as alice:
+        await alice.call_tool("save", {"files": {"old.py": "1"}, "message": "one"})
+        second = await alice.call_tool("save", {"files": {"new.py": "2"}, "message": "two"})
+        files = [entry["path"] for entry in second.structured_content["files"]]  # type: ignore[index]
+        assert files == ["new.py"]
+        assert len(second.structured_content["parents"]) == 1  # type: ignore[index]  # the branch stays linear
+
+
+async def test_diff_shows_a_unified_diff_and_can_be_narrowed_to_one_file(data_dir: Path) -> None:
+    async with memory_client("storage", data_dir, "alice") as alice:
+        one = (
+            await alice.call_tool("save", {"files": {"m.py": "a = 1\n", "n.py": "x"}, "message": "one"})
+        ).structured_content
+        two = (
+            await alice.call_tool("save", {"files": {"m.py": "a = 2\n"}, "message": "two", "based_on": one["id"]})
+        ).structured_content  # type: ignore[index]
+        diff = (
+            await alice.call_tool("diff", {"from_snapshot": one["id"], "to_snapshot": two["id"], "path": "m.py"})
+        ).structured_content  # type: ignore[index]
+        assert diff["files_changed"] == ["m.py"]  # type: ignore[index]
+        assert "-a = 1\n+a = 2\n" in diff["diff"] and not diff["truncated"]  # type: ignore[index]

@@ -1,0 +1,156 @@
+"""Ways for tests to reach a server: in memory, through a stdio subprocess, over HTTP with tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from servers import catalog
+from servers.kit.settings import Settings
+
+AAR = str(Path(sys.executable).with_name("aar"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "AAR_DATA_DIR": str(data_dir)}
+
+
+def create_token(data_dir: Path, agent: str) -> str:
+    out = subprocess.run(
+        [AAR, "tokens", "create", agent], env=server_env(data_dir), check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+class HttpServer:
+    """`aar serve all --http` as a real subprocess on a free loopback port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self._tokens: dict[str, str] = {}
+
+    def start(self) -> HttpServer:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [AAR, "serve", "all", "--http", "--port", str(self.port)],
+                env=server_env(self.data_dir),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx2.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx2.TransportError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log()}")
+            time.sleep(0.1)
+        raise TimeoutError("server did not answer /healthz within 30 s")
+
+    def log(self) -> str:
+        """What the server wrote to stderr."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown handler runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def url(self, server: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{server}/mcp"
+
+    def token(self, agent: str) -> str:
+        if agent not in self._tokens:
+            self._tokens[agent] = create_token(self.data_dir, agent)
+        return self._tokens[agent]
+
+    @contextlib.asynccontextmanager
+    async def client(self, server: str, agent: str | None = None, *, token: str | None = None) -> AsyncIterator[Client]:
+        headers = {"Authorization": f"Bearer {token or self.token(agent or 'alice')}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+            async with Client(streamable_http_client(self.url(server), http_client=http)) as client:
+                yield client
+
+
+@contextlib.contextmanager
+def running_http_server(data_dir: Path) -> Iterator[HttpServer]:
+    server = HttpServer(data_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def memory_client(server: str, data_dir: Path, agent: str = "alice") -> AsyncIterator[Client]:
+    async with Client(catalog.factory(server)(Settings(data_dir=data_dir), local_agent=agent)) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def stdio_client(server: str, data_dir: Path, agent: str = "alice") -> AsyncIterator[Client]:
+    params = StdioServerParameters(command=AAR, args=["serve", server, "--agent", agent], env=server_env(data_dir))
+    async with Client(params) as client:
+        yield client
+
+
+def fingerprint(server: str, data_dir: Path) -> str:
+    """Everything a server has stored, as text: equal before and after means nothing changed."""
+    if server == "forum":
+        path = data_dir / "forum.sqlite"
+        if not path.exists():
+            return ""
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            return "\n".join(connection.iterdump())
+    if server == "storage":
+        repo = data_dir / "storage.git"
+        if not repo.exists():
+            return ""
+        refs = subprocess.run(
+            ["git", "--git-dir", str(repo), "for-each-ref"], capture_output=True, text=True, check=True
+        )
+        return refs.stdout
+    raise KeyError(server)
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll `predicate` until true, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
