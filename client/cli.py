@@ -30,6 +30,8 @@ def _local_user() -> str:
 def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     overrides: dict[str, Any] = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    if args.unsafe_no_isolation:
+        overrides["sandbox_unsafe_no_isolation"] = True
     settings = settings.model_copy(update=overrides)
     names = catalog.server_names() if args.name == "all" else [args.name]
     if not args.http:
@@ -127,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--agent", help="Identity of the stdio caller (default: the local user).")
     serve.add_argument("--host", help="HTTP bind address (default AAR_HOST or 127.0.0.1).")
     serve.add_argument("--port", type=int, help="HTTP port (default AAR_PORT or 8700).")
+    serve.add_argument(
+        "--unsafe-no-isolation",
+        action="store_true",
+        help="Run sandbox commands WITHOUT bubblewrap (no isolation at all; never with untrusted agents).",
+    )
 
     tokens = commands.add_parser("tokens", help="Create, list or revoke agents' bearer tokens.")
     tokens.add_argument("action", choices=["create", "list", "revoke"])

@@ -9,6 +9,7 @@ from servers.kit.hosting import ServerFactory
 SERVER_MODULES: dict[str, str] = {
     "forum": "servers.forum.server",
     "storage": "servers.storage.server",
+    "sandbox": "servers.sandbox.server",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import socket
 import sqlite3
@@ -136,6 +137,17 @@ def fingerprint(server: str, data_dir: Path) -> str:
             return ""
         with contextlib.closing(sqlite3.connect(path)) as connection:
             return "\n".join(connection.iterdump())
+    if server == "sandbox":
+        workspaces = data_dir / "sandbox" / "workspaces"
+        files = sorted(
+            f"{path.relative_to(workspaces)} {hashlib.sha256(path.read_bytes()).hexdigest()}"
+            for path in workspaces.rglob("*")
+            if path.is_file()
+        )
+        jobs = data_dir / "sandbox" / "jobs.sqlite"
+        with contextlib.closing(sqlite3.connect(jobs)) as connection:
+            records = [row[0] for row in connection.execute("SELECT id FROM jobs ORDER BY seq")]
+        return "\n".join([*files, *records, fingerprint("storage", data_dir)])
     if server == "storage":
         repo = data_dir / "storage.git"
         if not repo.exists():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,17 @@ class Settings(BaseSettings):
     storage_max_snapshot_bytes: int = Field(default=3_000_000, ge=1, description="Below the 4 MiB HTTP body cap.")
     storage_max_files: int = Field(default=500, ge=1)
     storage_max_diff_chars: int = Field(default=200_000, ge=1)
+
+    sandbox_limits: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides of SandboxLimits (servers/sandbox/limits.py), e.g. '{\"memory_mib\": 2048}'.",
+    )
+    sandbox_gpu_devices: list[str] = Field(
+        default_factory=list, description='GPU device nodes to share between jobs, e.g. ["/dev/nvidia0"].'
+    )
+    sandbox_unsafe_no_isolation: bool = Field(
+        default=False, description="Run commands WITHOUT bubblewrap. Never with untrusted agents."
+    )
 
     @property
     def identity_db(self) -> Path:

@@ -10,7 +10,9 @@ never loses a snapshot.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -248,6 +250,18 @@ class SnapshotRepository:
         except UnicodeDecodeError:
             raise ToolInputError(f"{path!r} is not UTF-8 text") from None
         return FileContent(snapshot=commit, path=path, size=len(data), content=content)
+
+    async def read_all(self, snapshot: str) -> dict[str, bytes]:
+        """Every file of a snapshot (one `git archive`, for checking a snapshot out)."""
+        commit = await self.resolve(snapshot)
+        archive = tarfile.open(fileobj=io.BytesIO(await self._git("archive", "--format=tar", commit)))
+        files = {}
+        for member in archive.getmembers():
+            if member.isfile():
+                extracted = archive.extractfile(member)
+                assert extracted is not None
+                files[member.name] = extracted.read()
+        return files
 
     async def diff(self, older: str, newer: str, path: str | None) -> Diff:
         old_commit, new_commit = await self.resolve(older), await self.resolve(newer)

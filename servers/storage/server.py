@@ -44,19 +44,25 @@ def _state(ctx: Context) -> StorageState:
     return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
 
 
-def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPServer[Any]:
-    """The storage server over `settings.data_dir/storage.git`; `local_agent` fixes the caller."""
+async def open_repository(settings: Settings) -> SnapshotRepository:
+    """The snapshot repository of `settings.data_dir` (also used by the sandbox and pgr servers)."""
     limits = Limits(
         max_file_bytes=settings.storage_max_file_bytes,
         max_snapshot_bytes=settings.storage_max_snapshot_bytes,
         max_files=settings.storage_max_files,
         max_diff_chars=settings.storage_max_diff_chars,
     )
+    repository = SnapshotRepository(settings.data_dir / "storage.git", limits)
+    await repository.init()
+    return repository
+
+
+def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPServer[Any]:
+    """The storage server over `settings.data_dir/storage.git`; `local_agent` fixes the caller."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[StorageState]:
-        repository = SnapshotRepository(settings.data_dir / "storage.git", limits)
-        await repository.init()
+        repository = await open_repository(settings)
         yield StorageState(repository=repository, local_agent=local_agent)
 
     server = new_server(

@@ -134,5 +134,78 @@ STORAGE: dict[str, ToolCase] = {
     ),
 }
 
-CASES: dict[str, dict[str, ToolCase]] = {"forum": FORUM, "storage": STORAGE}
-PREPARE: dict[str, Callable[[Client], Awaitable[dict[str, Any]]]] = {"forum": prepare_forum, "storage": prepare_storage}
+
+async def prepare_sandbox(client: Client) -> dict[str, Any]:
+    written = await client.call_tool("write_file", {"path": "seed.txt", "content": "seed\n"})
+    assert not written.is_error, written.content
+    saved = await client.call_tool("save_snapshot", {"paths": ["seed.txt"], "message": "seed"})
+    assert not saved.is_error, saved.content
+    finished = await client.call_tool("start_job", {"name": "quick", "command": "echo done"})
+    running = await client.call_tool("start_job", {"name": "sleeper", "command": "sleep 600"})
+    return {
+        "snapshot": saved.structured_content["id"],  # type: ignore[index]
+        "job": finished.structured_content["id"],  # type: ignore[index]
+        "running_job": running.structured_content["id"],  # type: ignore[index]
+    }
+
+
+UNKNOWN_JOB = (lambda c: {"job_id": "nosuchjob"}, "no job 'nosuchjob'")
+
+SANDBOX: dict[str, ToolCase] = {
+    "write_file": ToolCase(
+        valid=lambda c: {"path": "notes/a.txt", "content": "hello"},
+        invalid=[
+            (lambda c: {"path": "../escape.txt", "content": "x"}, "invalid path '../escape.txt'"),
+            (lambda c: {"path": "/etc/passwd", "content": "x"}, "invalid path '/etc/passwd'"),
+            (lambda c: {"path": "a.txt"}, "content"),
+        ],
+    ),
+    "read_file": ToolCase(
+        valid=lambda c: {"path": "seed.txt", "limit": 3},
+        invalid=[
+            (lambda c: {"path": "missing.txt"}, "missing.txt"),
+            (lambda c: {"path": "seed.txt", "offset": -1}, "offset"),
+        ],
+    ),
+    "list_files": ToolCase(
+        valid=lambda c: {"recursive": True},
+        invalid=[(lambda c: {"path": "../.."}, "invalid path")],
+    ),
+    "exec": ToolCase(
+        valid=lambda c: {"command": "echo hi", "timeout_s": 30},
+        invalid=[(lambda c: {"command": ""}, "command"), (lambda c: {"command": "true", "timeout_s": -1}, "timeout_s")],
+    ),
+    "start_job": ToolCase(
+        valid=lambda c: {"name": "another", "command": "echo hi"},
+        invalid=[(lambda c: {"name": "", "command": "true"}, "name"), (lambda c: {"name": "x"}, "command")],
+    ),
+    "job_status": ToolCase(valid=lambda c: {"job_id": c["job"]}, invalid=[UNKNOWN_JOB]),
+    "job_logs": ToolCase(
+        valid=lambda c: {"job_id": c["job"], "offset": 0},
+        invalid=[UNKNOWN_JOB, (lambda c: {"job_id": c["job"], "offset": -5}, "offset")],
+    ),
+    "list_jobs": ToolCase(
+        valid=lambda c: {"state": "running"},
+        invalid=[(lambda c: {"state": "exploded"}, "state"), (lambda c: {"limit": 0}, "limit")],
+    ),
+    "cancel_job": ToolCase(valid=lambda c: {"job_id": c["running_job"]}, invalid=[UNKNOWN_JOB]),
+    "load_snapshot": ToolCase(
+        valid=lambda c: {"snapshot": c["snapshot"]},
+        invalid=[(lambda c: {"snapshot": "deadbeefdead"}, "no snapshot"), (lambda c: {"snapshot": "../x"}, "snapshot")],
+    ),
+    "save_snapshot": ToolCase(
+        valid=lambda c: {"paths": ["seed.txt", "notes"], "message": "notes too"},
+        invalid=[
+            (lambda c: {"paths": ["missing.txt"], "message": "m"}, "missing.txt"),
+            (lambda c: {"paths": ["../../etc"], "message": "m"}, "invalid path"),
+            (lambda c: {"paths": [], "message": "m"}, "paths"),
+        ],
+    ),
+}
+
+CASES: dict[str, dict[str, ToolCase]] = {"forum": FORUM, "storage": STORAGE, "sandbox": SANDBOX}
+PREPARE: dict[str, Callable[[Client], Awaitable[dict[str, Any]]]] = {
+    "forum": prepare_forum,
+    "storage": prepare_storage,
+    "sandbox": prepare_sandbox,
+}

@@ -1,0 +1,215 @@
+"""Per-command cgroups for the memory and process-count limits, where the machine lets us make them.
+
+rlimits cannot do these two well: RLIMIT_AS breaks programs that reserve address space (torch,
+CUDA), and RLIMIT_NPROC counts per user id, which inside bubblewrap run as root is uid 0, exempt
+from it. A cgroup counts the whole process tree instead, and tells afterwards whether the
+OOM killer fired or a fork was refused. Both cgroup v2 (one unified hierarchy whose subtree
+control can enable memory and pids) and cgroup v1 (separate memory and pids hierarchies) are
+supported; `CgroupRoot.detect` returns None where neither is writable and the caller falls back to
+rlimits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "aar-sandbox-"
+_instances = itertools.count(1)
+_MOUNTINFO = Path("/proc/self/mountinfo")
+_SELF_CGROUP = Path("/proc/self/cgroup")
+
+
+@dataclass(frozen=True)
+class CgroupRoot:
+    """Where this service makes its per-command cgroups: one directory per hierarchy, and the version."""
+
+    version: int
+    memory_dir: Path
+    pids_dir: Path
+
+    @classmethod
+    def detect(cls) -> CgroupRoot | None:
+        """Make this service's cgroup under the process's own cgroups, or return None where impossible."""
+        name = f"{PREFIX}{os.getpid()}-{next(_instances)}"
+        try:
+            mounts = _cgroup_mounts()
+            own = _own_cgroups()
+            if "" in mounts and "" in own and not ("memory" in mounts and "pids" in mounts):
+                return cls._detect_v2(mounts[""] / own[""].lstrip("/") / name)
+            if "memory" in mounts and "pids" in mounts and "memory" in own and "pids" in own:
+                return cls._detect_v1(
+                    mounts["memory"] / own["memory"].lstrip("/") / name,
+                    mounts["pids"] / own["pids"].lstrip("/") / name,
+                )
+        except OSError as error:
+            logger.info("cgroups unusable (%s); memory and process limits fall back to rlimits", error)
+            return None
+        logger.info("no writable memory and pids cgroups found; memory and process limits fall back to rlimits")
+        return None
+
+    @classmethod
+    def _detect_v2(cls, directory: Path) -> CgroupRoot | None:
+        parent = directory.parent
+        _sweep_stale(parent)
+        available = (parent / "cgroup.controllers").read_text().split()
+        if not {"memory", "pids"} <= set(available):
+            logger.info("cgroup v2 at %s lacks the memory or pids controller", parent)
+            return None
+        (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        directory.mkdir()
+        (directory / "cgroup.subtree_control").write_text("+memory +pids")
+        return cls(2, directory, directory)
+
+    @classmethod
+    def _detect_v1(cls, memory_dir: Path, pids_dir: Path) -> CgroupRoot | None:
+        _sweep_stale(memory_dir.parent)
+        _sweep_stale(pids_dir.parent)
+        memory_dir.mkdir()
+        pids_dir.mkdir()
+        return cls(1, memory_dir, pids_dir)
+
+    def remove(self) -> None:
+        """Remove this service's cgroup directories (empty once every command has ended)."""
+        for directory in dict.fromkeys((self.memory_dir, self.pids_dir)):
+            try:
+                directory.rmdir()
+            except OSError as error:
+                logger.warning("cannot remove cgroup %s: %s", directory, error)
+
+    def create(self, name: str, memory_bytes: int, max_pids: int) -> Cgroup:
+        """A fresh cgroup for one command, with its limits already set."""
+        group = Cgroup(self.version, self.memory_dir / name, self.pids_dir / name)
+        for directory in group.dirs:
+            directory.mkdir()
+        if self.version == 2:
+            _write(group.memory / "memory.max", memory_bytes)
+            _write(group.memory / "memory.swap.max", 0, optional=True)
+            _write(group.pids / "pids.max", max_pids)
+        else:
+            _write(group.memory / "memory.limit_in_bytes", memory_bytes)
+            _write(group.memory / "memory.memsw.limit_in_bytes", memory_bytes, optional=True)
+            _write(group.pids / "pids.max", max_pids)
+        return group
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """One command's cgroup (two directories under v1, the same one twice under v2)."""
+
+    version: int
+    memory: Path
+    pids: Path
+
+    @property
+    def dirs(self) -> tuple[Path, ...]:
+        return (self.memory,) if self.memory == self.pids else (self.memory, self.pids)
+
+    @property
+    def procs_files(self) -> list[str]:
+        """The files a process writes its pid to in order to join (the spawn wrapper does this)."""
+        return [str(directory / "cgroup.procs") for directory in self.dirs]
+
+    def oom_killed(self) -> bool:
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        return _counter(self.memory / name, "oom_kill") > 0
+
+    def pids_refused(self) -> bool:
+        return _counter(self.pids / "pids.events", "max") > 0
+
+    def kill_and_remove(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL whatever is left inside, then remove the cgroup directories."""
+        deadline = time.monotonic() + timeout_s
+        for directory in self.dirs:
+            while True:
+                pids = _read_pids(directory)
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                if time.monotonic() > deadline:
+                    logger.warning("processes %s survive in %s", pids, directory)
+                    break
+                time.sleep(0.01)
+            try:
+                directory.rmdir()
+            except OSError as error:
+                logger.warning("cannot remove cgroup %s: %s", directory, error)
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Remove cgroups left by services that died (named after their pid, which no longer exists)."""
+    for stale in parent.glob(f"{PREFIX}*"):
+        pid = stale.name[len(PREFIX) :].split("-")[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for directory in [*stale.glob("run-*"), stale]:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+
+def _write(path: Path, value: int, optional: bool = False) -> None:
+    try:
+        path.write_text(str(value))
+    except OSError:
+        if not optional:
+            raise
+
+
+def _counter(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _read_pids(directory: Path) -> list[int]:
+    try:
+        return [int(line) for line in (directory / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cgroup_mounts() -> dict[str, Path]:
+    """Mount point per v1 controller name, and '' for the v2 hierarchy (only mounts of their root)."""
+    mounts: dict[str, Path] = {}
+    for line in _MOUNTINFO.read_text().splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        root, mount_point = fields[3], fields[4]
+        fstype, options = fields[separator + 1], fields[separator + 3].split(",")
+        if root != "/":
+            continue
+        if fstype == "cgroup2":
+            mounts.setdefault("", Path(mount_point))
+        elif fstype == "cgroup":
+            for option in options:
+                if option in ("memory", "pids"):
+                    mounts.setdefault(option, Path(mount_point))
+    return mounts
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup path per v1 controller, and '' for v2."""
+    own: dict[str, str] = {}
+    for line in _SELF_CGROUP.read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            own[""] = path
+        for controller in controllers.split(","):
+            if controller in ("memory", "pids"):
+                own[controller] = path
+    return own

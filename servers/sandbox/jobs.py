@@ -1,0 +1,297 @@
+"""Background jobs: durable records in SQLite, fair scheduling, logs the agent cannot touch.
+
+A job belongs to the service, not to the request that started it: it runs in a task of the
+service and its record survives restarts. Scheduling queues jobs FIFO per agent and starts them
+round-robin between agents (the agent whose last start is oldest goes first) within a per-agent and
+a global cap on running jobs; an agent whose queue is full gets an error. On open, jobs recorded
+as running (the previous service died under them, and --die-with-parent took their processes with
+it) are marked lost, and queued jobs are started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import aiosqlite
+
+from servers.kit.database import Database
+from servers.sandbox.errors import CapacityError, NotFoundError
+from servers.sandbox.limits import SandboxLimits
+from servers.sandbox.runner import LogFile, Outcome, Run
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    command TEXT NOT NULL,
+    timeout_s REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'lost')),
+    exit_code INTEGER,
+    limit_hit TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    log_path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+"""
+LOST_MESSAGE = "the sandbox service stopped while the job was running"
+TAIL_BYTES = 16 * 1024
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job record (times are Unix seconds; `limit_hit` names a `Limit`, `error` says what went wrong)."""
+
+    id: str
+    owner: str
+    name: str
+    command: str
+    state: JobState
+    exit_code: int | None
+    limit_hit: str | None
+    error: str | None
+    timeout_s: float
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    log_path: str
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Log bytes [offset, next_offset) of a log now `size` bytes long; `complete` once the job has finished."""
+
+    job_id: str
+    offset: int
+    next_offset: int
+    size: int
+    text: str
+    complete: bool
+
+
+RunFactory = Callable[[str, str, float], Run]
+"""(owner, command, timeout_s) -> a Run ready to execute in the owner's workspace."""
+
+
+class JobManager:
+    """Owns every job of one service: records, queue, running tasks, logs."""
+
+    def __init__(self, db: Database, limits: SandboxLimits, log_dir: Path, make_run: RunFactory) -> None:
+        self._db = db
+        self._limits = limits
+        self._log_dir = log_dir
+        self._make_run = make_run
+        self._lock = asyncio.Lock()
+        self._running: dict[str, tuple[str, Run, asyncio.Task[None]]] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._last_start: dict[str, float] = {}
+        self._closing = False
+
+    @classmethod
+    async def open(cls, db_path: Path, limits: SandboxLimits, log_dir: Path, make_run: RunFactory) -> JobManager:
+        db = await Database.open(db_path, SCHEMA)
+        manager = cls(db, limits, log_dir, make_run)
+        async with db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET state = 'lost', error = ?, finished_at = ? WHERE state = 'running'",
+                (LOST_MESSAGE, time.time()),
+            )
+            if cursor.rowcount:
+                logger.warning("%d job(s) were running when the service stopped; marked lost", cursor.rowcount)
+        await manager._schedule()
+        return manager
+
+    async def close(self) -> None:
+        """Stop running jobs (they are recorded as lost, as after a crash) and close the database."""
+        self._closing = True
+        tasks = []
+        for _, run, task in self._running.values():
+            run.cancel()
+            tasks.append(task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._limits.kill_grace_s + 10)
+        await self._db.close()
+
+    async def submit(self, owner: str, name: str, command: str, timeout_s: float) -> JobInfo:
+        """Record a job as queued and start it if a slot is free."""
+        async with self._lock:
+            row = await self._db.fetch_one(
+                "SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND state = 'queued'", (owner,)
+            )
+            queued = row["n"] if row else 0
+            if queued >= self._limits.max_queued_jobs_per_agent:
+                raise CapacityError(
+                    f"you already have {queued} jobs queued (limit {self._limits.max_queued_jobs_per_agent}) behind "
+                    f"{self._limits.max_running_jobs_per_agent} running; wait for one to finish or cancel one"
+                )
+            job_id = secrets.token_hex(6)
+            log_path = self._log_dir / owner / f"{job_id}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.touch()
+            async with self._db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO jobs (id, owner, name, command, timeout_s, state, created_at, log_path)"
+                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                    (job_id, owner, name, command, timeout_s, time.time(), str(log_path)),
+                )
+            self._done[job_id] = asyncio.Event()
+        await self._schedule()
+        return await self.get(owner, job_id)
+
+    async def get(self, owner: str, job_id: str) -> JobInfo:
+        row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ? AND owner = ?", (job_id, owner))
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r} of yours; list_jobs shows your jobs")
+        return _info(row)
+
+    async def list(self, owner: str) -> list[JobInfo]:
+        rows = await self._db.fetch_all("SELECT * FROM jobs WHERE owner = ? ORDER BY seq", (owner,))
+        return [_info(row) for row in rows]
+
+    async def wait(self, owner: str, job_id: str, timeout_s: float | None = None) -> JobInfo:
+        """The job once it has finished, or as it is when `timeout_s` runs out."""
+        await self.get(owner, job_id)
+        event = self._done.setdefault(job_id, asyncio.Event())
+        job = await self.get(owner, job_id)
+        if not job.finished:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout_s)
+            job = await self.get(owner, job_id)
+        return job
+
+    async def cancel(self, owner: str, job_id: str) -> JobInfo:
+        """Cancel a queued job, or stop a running one (SIGTERM, grace period, SIGKILL of its whole tree)."""
+        async with self._lock:
+            job = await self.get(owner, job_id)
+            if job.state is JobState.QUEUED:
+                await self._finish(job_id, JobState.CANCELLED, None, None, "cancelled before it started")
+                self._signal_done(job_id)
+                return await self.get(owner, job_id)
+            entry = self._running.get(job_id)
+        if entry is not None:
+            _, run, task = entry
+            run.cancel()
+            await asyncio.wait({task}, timeout=self._limits.kill_grace_s + 10)
+        return await self.get(owner, job_id)
+
+    async def logs(self, owner: str, job_id: str, offset: int | None, limit: int) -> LogChunk:
+        """From `offset` up to `limit` bytes, or (offset None) the last TAIL_BYTES; pass next_offset to follow."""
+        job = await self.get(owner, job_id)
+        path = Path(job.log_path)
+        size = path.stat().st_size if path.exists() else 0
+        start = max(0, size - min(TAIL_BYTES, limit)) if offset is None else min(max(0, offset), size)
+        data = b""
+        if size > start:
+            with open(path, "rb") as handle:
+                handle.seek(start)
+                data = handle.read(limit)
+        return LogChunk(job_id, start, start + len(data), size, data.decode("utf-8", errors="replace"), job.finished)
+
+    async def _schedule(self) -> None:
+        """Start queued jobs while slots are free, round-robin between agents, FIFO within one."""
+        if self._closing:
+            return
+        async with self._lock:
+            rows = await self._db.fetch_all("SELECT * FROM jobs WHERE state = 'queued' ORDER BY seq")
+            queues: dict[str, list[JobInfo]] = {}
+            for row in rows:
+                queues.setdefault(row["owner"], []).append(_info(row))
+            running = Counter(owner for owner, _, _ in self._running.values())
+            while len(self._running) < self._limits.max_running_jobs_total:
+                ready = [
+                    owner
+                    for owner, jobs in queues.items()
+                    if jobs and running[owner] < self._limits.max_running_jobs_per_agent
+                ]
+                if not ready:
+                    break
+                owner = min(ready, key=lambda name: self._last_start.get(name, 0.0))
+                job = queues[owner].pop(0)
+                running[owner] += 1
+                await self._start(job)
+
+    async def _start(self, job: JobInfo) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?", (time.time(), job.id))
+        self._last_start[job.owner] = time.monotonic()
+        self._done.setdefault(job.id, asyncio.Event())
+        run = self._make_run(job.owner, job.command, job.timeout_s)
+        task = asyncio.create_task(self._run(job, run), name=f"sandbox-job-{job.id}")
+        self._running[job.id] = (job.owner, run, task)
+
+    async def _run(self, job: JobInfo, run: Run) -> None:
+        log = LogFile(Path(job.log_path), self._limits.job_log_bytes)
+        try:
+            outcome = await run.execute(log, None)
+        except Exception:
+            logger.exception("job %s crashed in the service", job.id)
+            outcome = Outcome(None, None, "the sandbox service failed to run the job", False, 0.0)
+        finally:
+            log.close()
+        if self._closing:
+            state, error = JobState.LOST, LOST_MESSAGE
+        elif outcome.cancelled:
+            state, error = JobState.CANCELLED, outcome.error
+        elif outcome.exit_code == 0 and outcome.error is None:
+            state, error = JobState.SUCCEEDED, None
+        else:
+            state, error = JobState.FAILED, outcome.error
+        async with self._lock:
+            await self._finish(job.id, state, outcome.exit_code, outcome.limit.value if outcome.limit else None, error)
+            self._running.pop(job.id, None)
+        logger.info("job %s of %s %s (exit %s, %s)", job.id, job.owner, state.value, outcome.exit_code, error or "ok")
+        await self._schedule()
+        self._signal_done(job.id)  # after scheduling, so a waiter sees the freed slot already reassigned
+
+    async def _finish(
+        self, job_id: str, state: JobState, exit_code: int | None, limit: str | None, error: str | None
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE jobs SET state = ?, exit_code = ?, limit_hit = ?, error = ?, finished_at = ? WHERE id = ?",
+                (state.value, exit_code, limit, error, time.time(), job_id),
+            )
+
+    def _signal_done(self, job_id: str) -> None:
+        event = self._done.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+
+def _info(row: aiosqlite.Row) -> JobInfo:
+    return JobInfo(**{name: row[name] for name in _FIELDS}, state=JobState(row["state"]))
+
+
+_FIELDS = [name for name in JobInfo.__dataclass_fields__ if name != "state"]

@@ -1,0 +1,73 @@
+"""What the sandbox server's tools return."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class WrittenFile(BaseModel):
+    path: str
+    size: int = Field(description="Bytes written.")
+
+
+class FileText(BaseModel):
+    path: str
+    offset: int
+    next_offset: int = Field(description="Pass as `offset` to read on.")
+    size: int = Field(description="Size of the whole file in bytes.")
+    eof: bool = Field(description="True when nothing follows.")
+    content: str = Field(description="UTF-8 text (undecodable bytes replaced).")
+
+
+class ListedFile(BaseModel):
+    path: str
+    kind: str = Field(description="file, dir, symlink or other.")
+    size: int
+
+
+class FileList(BaseModel):
+    entries: list[ListedFile]
+    truncated: bool = Field(description="True if the listing was cut; list a subfolder.")
+
+
+class CommandResult(BaseModel):
+    exit_code: int | None = Field(description="Null if the command was killed.")
+    stdout: str
+    stderr: str
+    duration_s: float
+    stdout_truncated: bool
+    stderr_truncated: bool
+    limit_hit: str | None = Field(description="The limit that ended the command: timeout, cpu, memory, ...")
+    error: str | None = Field(description="Why the command was killed, naming the limit.")
+
+
+class Job(BaseModel):
+    id: str
+    name: str
+    command: str
+    state: str = Field(description="queued, running, succeeded, failed, cancelled or lost (server restarted).")
+    exit_code: int | None
+    limit_hit: str | None
+    error: str | None
+    timeout_s: float
+    created_at: float = Field(description="Unix seconds.")
+    started_at: float | None
+    finished_at: float | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job] = Field(description="Your jobs, newest first.")
+
+
+class JobLog(BaseModel):
+    job_id: str
+    offset: int
+    next_offset: int = Field(description="Pass as `offset` to read what follows.")
+    size: int = Field(description="Log size so far.")
+    text: str
+    complete: bool = Field(description="True once the job has finished and the log is whole.")
+
+
+class LoadedSnapshot(BaseModel):
+    snapshot: str
+    files: list[str] = Field(description="Workspace paths written.")

@@ -1,0 +1,255 @@
+"""The sandbox service: the async API the MCP tools call one-to-one, each call on behalf of one agent.
+
+Each agent has a workspace (read-write at /workspace inside, nothing else of the service visible)
+and a private job-log directory outside it. Commands run isolated (see `isolation`); the service
+refuses to start where bubblewrap cannot, unless constructed with `unsafe_no_isolation=True`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers.sandbox.cgroups import CgroupRoot
+from servers.sandbox.config import SandboxConfig
+from servers.sandbox.errors import CapacityError, ToolInputError
+from servers.sandbox.gpu import GpuPool
+from servers.sandbox.isolation import Isolation
+from servers.sandbox.jobs import JobInfo, JobManager, LogChunk
+from servers.sandbox.limits import Limit
+from servers.sandbox.paths import validate_agent
+from servers.sandbox.runner import CappedBuffer, Run
+from servers.sandbox.workspace import FileChunk, FileEntry, Workspace
+
+logger = logging.getLogger(__name__)
+
+MAX_COMMAND_CHARS = 100_000
+MAX_JOB_NAME_CHARS = 100
+LOG_READ_MAX = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The end of one exec: output (each stream capped), timing, and the limit that ended it if any."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+    stdout_truncated: bool
+    stderr_truncated: bool
+    limit_hit: Limit | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class FileListing:
+    entries: list[FileEntry]
+    truncated: bool
+
+
+class Sandbox:
+    """Per-agent workspaces, isolated commands and background jobs. Open with `await Sandbox.open(config)`."""
+
+    def __init__(self, config: SandboxConfig, isolation: Isolation, cgroups: CgroupRoot | None, lock_fd: int) -> None:
+        self.config = config
+        self._lock_fd = lock_fd
+        self.limits = config.limits
+        self._isolation = isolation
+        self._cgroups = cgroups
+        self._execs: Counter[str] = Counter()
+        self._jobs: JobManager | None = None
+
+    @classmethod
+    async def open(cls, config: SandboxConfig, *, unsafe_no_isolation: bool = False) -> Sandbox:
+        """Probe bubblewrap, recover job records, start queued jobs. Raises IsolationUnavailableError."""
+        config.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.root, 0o700)  # workspaces hold files owned by the mapped uid; keep other host users out
+        lock_fd = _lock(config.root / "service.lock")
+        cgroups = CgroupRoot.detect()
+        if cgroups is None and os.geteuid() == 0:
+            logger.warning(
+                "no cgroups: memory is limited by RLIMIT_AS, and the process limit is NOT enforced "
+                "(root, which bubblewrap maps the sandbox user to, is exempt from RLIMIT_NPROC)"
+            )
+        try:
+            isolation = Isolation(config, GpuPool(config.gpu_devices), unsafe=unsafe_no_isolation)
+            await isolation.probe()
+        except BaseException:
+            if cgroups:
+                cgroups.remove()
+            os.close(lock_fd)
+            raise
+        sandbox = cls(config, isolation, cgroups, lock_fd)
+        sandbox._jobs = await JobManager.open(
+            config.root / "jobs.sqlite", config.limits, config.root / "logs", sandbox._make_job_run
+        )
+        logger.info("sandbox ready in %s (cgroups: %s)", config.root, f"v{cgroups.version}" if cgroups else "none")
+        return sandbox
+
+    async def close(self) -> None:
+        """Stop running jobs (recorded as lost), release the database and this service's cgroups."""
+        await self._job_manager.close()
+        if self._cgroups:
+            self._cgroups.remove()
+        os.close(self._lock_fd)
+
+    @property
+    def isolated(self) -> bool:
+        return not self._isolation.unsafe
+
+    @property
+    def cgroup_version(self) -> int | None:
+        return self._cgroups.version if self._cgroups else None
+
+    # Files
+
+    async def write_file(self, agent: str, path: str, content: str | bytes) -> FileEntry:
+        """Create or replace a workspace file (parents created); symlinks in `path` are refused."""
+        workspace = self._workspace(agent)
+        data = content.encode() if isinstance(content, str) else content
+        await asyncio.to_thread(workspace.write, path, data)
+        return FileEntry(path=path, kind="file", size=len(data))
+
+    async def read_file(self, agent: str, path: str, offset: int = 0, limit: int | None = None) -> FileChunk:
+        """Part of a workspace file: up to `limit` bytes (at most read_max_bytes) from `offset`."""
+        return await asyncio.to_thread(self._workspace(agent).read, path, offset, limit)
+
+    async def list_files(self, agent: str, path: str = ".", recursive: bool = False) -> FileListing:
+        entries, truncated = await asyncio.to_thread(self._workspace(agent).list, path, recursive)
+        return FileListing(entries, truncated)
+
+    async def export_files(self, agent: str, paths: Sequence[str]) -> dict[str, bytes]:
+        """{path: content} of the named files and of all files under the named directories (for save_snapshot)."""
+        return await asyncio.to_thread(self._workspace(agent).export, list(paths))
+
+    async def import_files(self, agent: str, files: Mapping[str, str | bytes]) -> list[str]:
+        """Write a {path: content} map into the workspace (for load_snapshot); returns the paths written."""
+        data = {path: content.encode() if isinstance(content, str) else content for path, content in files.items()}
+        return await asyncio.to_thread(self._workspace(agent).import_, data)
+
+    # Commands
+
+    async def exec(self, agent: str, command: str, timeout: float | None = None) -> ExecResult:
+        """Run `command` with bash in the agent's sandbox and wait for it (at most `timeout` seconds)."""
+        workspace = self._workspace(agent)
+        _check_command(command)
+        if self._execs[agent] >= self.limits.max_execs_per_agent:
+            raise CapacityError(
+                f"you already run {self._execs[agent]} commands at once (limit {self.limits.max_execs_per_agent}); "
+                "wait for one, or use start_job"
+            )
+        timeout_s = _timeout(timeout, self.limits.exec_timeout_s, self.limits.exec_timeout_max_s)
+        stdout, stderr = CappedBuffer(self.limits.output_bytes), CappedBuffer(self.limits.output_bytes)
+        self._execs[agent] += 1
+        try:
+            run = Run(
+                self._isolation,
+                workspace,
+                self.limits,
+                self._cgroups,
+                command=command,
+                timeout_s=timeout_s,
+                cpu_s=self.limits.exec_cpu_s,
+            )
+            outcome = await run.execute(stdout, stderr)
+        finally:
+            self._execs[agent] -= 1
+        return ExecResult(
+            exit_code=outcome.exit_code,
+            stdout=stdout.text(),
+            stderr=stderr.text(),
+            duration_s=round(outcome.duration_s, 4),
+            stdout_truncated=stdout.truncated,
+            stderr_truncated=stderr.truncated,
+            limit_hit=outcome.limit,
+            error=outcome.error,
+        )
+
+    # Jobs
+
+    async def start_job(self, agent: str, name: str, command: str, timeout: float | None = None) -> str:
+        """Queue `command` as a background job (stdout and stderr go to its log); returns the job id."""
+        self._workspace(agent)
+        _check_command(command)
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_JOB_NAME_CHARS or not name.isprintable():
+            raise ToolInputError(f"invalid job name {name!r}: use 1-{MAX_JOB_NAME_CHARS} printable characters")
+        timeout_s = _timeout(timeout, self.limits.job_timeout_s, self.limits.job_timeout_s)
+        job = await self._job_manager.submit(agent, name, command, timeout_s)
+        return job.id
+
+    async def job_status(self, agent: str, job_id: str) -> JobInfo:
+        return await self._job_manager.get(validate_agent(agent), job_id)
+
+    async def job_logs(self, agent: str, job_id: str, offset: int | None = None, limit: int = 64 * 1024) -> LogChunk:
+        """The log's tail (offset None), or `limit` bytes from `offset` (follow with next_offset)."""
+        return await self._job_manager.logs(validate_agent(agent), job_id, offset, max(1, min(limit, LOG_READ_MAX)))
+
+    async def list_jobs(self, agent: str) -> list[JobInfo]:
+        return await self._job_manager.list(validate_agent(agent))
+
+    async def cancel_job(self, agent: str, job_id: str) -> JobInfo:
+        """Cancel a queued job or stop a running one with its whole process tree."""
+        return await self._job_manager.cancel(validate_agent(agent), job_id)
+
+    async def wait_job(self, agent: str, job_id: str, timeout: float | None = None) -> JobInfo:
+        """The job once finished, or as it is after `timeout` seconds."""
+        return await self._job_manager.wait(validate_agent(agent), job_id, timeout)
+
+    # Internals
+
+    @property
+    def _job_manager(self) -> JobManager:
+        assert self._jobs is not None, "use Sandbox.open()"
+        return self._jobs
+
+    def _workspace(self, agent: str) -> Workspace:
+        workspace = Workspace(self.config.root / "workspaces" / validate_agent(agent), self.limits)
+        workspace.ensure()
+        return workspace
+
+    def _make_job_run(self, owner: str, command: str, timeout_s: float) -> Run:
+        return Run(
+            self._isolation,
+            self._workspace(owner),
+            self.limits,
+            self._cgroups,
+            command=command,
+            timeout_s=timeout_s,
+            cpu_s=self.limits.job_cpu_s,
+        )
+
+
+def _lock(path: Path) -> int:
+    """Hold an exclusive lock on the data directory: a second service would mark this one's jobs lost."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"another sandbox service already uses {path.parent}; run one per data directory") from None
+    return fd
+
+
+def _check_command(command: str) -> None:
+    if not isinstance(command, str) or not command.strip():
+        raise ToolInputError("the command is empty; pass a shell command such as 'python train.py'")
+    if len(command) > MAX_COMMAND_CHARS or "\0" in command:
+        raise ToolInputError(
+            f"the command must be at most {MAX_COMMAND_CHARS} characters without NUL; "
+            "put long scripts in a file with write_file"
+        )
+
+
+def _timeout(requested: float | None, default: float, maximum: float) -> float:
+    if requested is None:
+        return default
+    if not isinstance(requested, int | float) or requested <= 0:
+        raise ToolInputError(f"timeout must be a positive number of seconds, not {requested!r}")
+    return min(float(requested), maximum)
