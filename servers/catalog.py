@@ -10,6 +10,7 @@ SERVER_MODULES: dict[str, str] = {
     "forum": "servers.forum.server",
     "storage": "servers.storage.server",
     "sandbox": "servers.sandbox.server",
+    "pgr": "servers.pgr.server",
 }
 
 

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +24,10 @@ from servers import catalog
 from servers.kit.settings import Settings
 
 AAR = str(Path(sys.executable).with_name("aar"))
+W2S_CACHE = Path(tempfile.gettempdir()) / "aar-test-w2s-cache"
+"""Strong-model features and baselines, shared by every test server (keyed by data and config)."""
+TEST_SETTINGS = {"AAR_W2S_CACHE_DIR": str(W2S_CACHE), "AAR_PGR_SEEDS": "1"}
+"""One seed per task keeps test submissions short; the official five are tested on their own."""
 
 
 def free_port() -> int:
@@ -32,7 +37,11 @@ def free_port() -> int:
 
 
 def server_env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "AAR_DATA_DIR": str(data_dir)}
+    return {**os.environ, **TEST_SETTINGS, "AAR_DATA_DIR": str(data_dir)}
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(data_dir=data_dir, w2s_cache_dir=W2S_CACHE, pgr_seeds=1, **overrides)  # type: ignore[arg-type]
 
 
 def create_token(data_dir: Path, agent: str) -> str:
@@ -118,7 +127,7 @@ def running_http_server(data_dir: Path) -> Iterator[HttpServer]:
 
 @contextlib.asynccontextmanager
 async def memory_client(server: str, data_dir: Path, agent: str = "alice") -> AsyncIterator[Client]:
-    async with Client(catalog.factory(server)(Settings(data_dir=data_dir), local_agent=agent)) as client:
+    async with Client(catalog.factory(server)(make_settings(data_dir), local_agent=agent)) as client:
         yield client
 
 
@@ -148,6 +157,12 @@ def fingerprint(server: str, data_dir: Path) -> str:
         with contextlib.closing(sqlite3.connect(jobs)) as connection:
             records = [row[0] for row in connection.execute("SELECT id FROM jobs ORDER BY seq")]
         return "\n".join([*files, *records, fingerprint("storage", data_dir)])
+    if server == "pgr":
+        path = data_dir / "pgr.sqlite"
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            submissions = connection.execute("SELECT id FROM submissions ORDER BY seq").fetchall()
+            evaluations = connection.execute("SELECT id, kind FROM evaluations ORDER BY id").fetchall()
+        return f"{submissions} {evaluations}"
     if server == "storage":
         repo = data_dir / "storage.git"
         if not repo.exists():

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mcp import Client
 from mcp.server import MCPServer
 
 from servers.kit.hosting import mcp_path
@@ -23,10 +22,12 @@ def manifest_path(name: str) -> Path:
 
 
 async def live_tools(server: MCPServer[Any]) -> list[dict[str, Any]]:
-    """The tools as a client sees them on the wire (camelCase keys, no nulls)."""
-    async with Client(server) as client:
-        listed = await client.list_tools()
-    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listed.tools]
+    """The tools as the server lists them on the wire (camelCase keys, no nulls).
+
+    Asked of the server object, so no lifespan runs (the PGR server's would start preparing
+    its testbed); the contract tests compare the same list as clients receive it.
+    """
+    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await server.list_tools()]
 
 
 async def describe(name: str, server: MCPServer[Any]) -> dict[str, Any]:

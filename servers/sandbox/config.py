@@ -77,7 +77,16 @@ HIDDEN_PATHS = (
 """Never exposed even where a configured path contains them: lexical databases and word lists that could
 rebuild labels. Bound trees containing one are split around it (costs a mount per sibling)."""
 
-API_SOURCES = ("servers/w2s/api.py", "servers/w2s/losses.py", "servers/w2s/heads.py", "servers/w2s/methods")
+API_SOURCES = (
+    "servers/w2s/api.py",
+    "servers/w2s/losses.py",
+    "servers/w2s/heads.py",
+    "servers/w2s/methods",
+    "servers/w2s/scoring.py",
+    "servers/w2s/bundle.py",
+    "servers/w2s/runner.py",
+    "servers/w2s/encoders.py",
+)
 """Project files importable inside (relative to the project root); missing ones are skipped."""
 
 
@@ -97,6 +106,8 @@ class SandboxConfig:
     system_paths: tuple[str, ...] = SYSTEM_PATHS + USR_SHARE_PATHS + ETC_PATHS
     hidden_paths: tuple[str, ...] = HIDDEN_PATHS
     extra_ro_paths: tuple[str, ...] = ()
+    mounts: tuple[tuple[str, str], ...] = ()
+    """Read-only binds (host folder, path inside), e.g. the PGR server's public task inputs at /tasks."""
     gpu_devices: tuple[str, ...] = ()
     sandbox_uid: int = 1000
     bwrap: str = "bwrap"

@@ -137,6 +137,7 @@ class Isolation:
             "sandbox",
             *self._view,
             *self._api_binds(),
+            *self._mount_binds(),
             "--ro-bind",
             str(self._etc / "passwd"),
             "/etc/passwd",
@@ -198,6 +199,14 @@ class Isolation:
             source = self._config.project_root / relative
             if source.exists():
                 args += ["--ro-bind", str(source), f"{API_DIR}/{relative}"]
+        return args
+
+    def _mount_binds(self) -> list[str]:
+        """Bind each configured read-only mount whose source exists now."""
+        args: list[str] = []
+        for source, target in self._config.mounts:
+            if Path(source).exists():
+                args += ["--ro-bind", source, target]
         return args
 
     def _write_etc(self) -> Path:

@@ -75,7 +75,12 @@ def sandbox_config(settings: Settings) -> SandboxConfig:
     except TypeError as error:
         known = ", ".join(field.name for field in dataclasses.fields(SandboxLimits))
         raise ValueError(f"AAR_SANDBOX_LIMITS: {error}; known limits: {known}") from None
-    return SandboxConfig(data_dir=settings.data_dir, limits=limits, gpu_devices=tuple(settings.sandbox_gpu_devices))
+    return SandboxConfig(
+        data_dir=settings.data_dir,
+        limits=limits,
+        gpu_devices=tuple(settings.sandbox_gpu_devices),
+        mounts=((str(settings.public_tasks_dir), "/tasks"),),
+    )
 
 
 def _job(info: Any) -> Job:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mcp import Client
+
+from servers.storage.server import open_repository
+from tests.support import make_settings
 
 Args = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -21,13 +25,13 @@ class ToolCase:
     invalid: list[tuple[Args, str]] = field(default_factory=list)
 
 
-async def prepare_forum(client: Client) -> dict[str, Any]:
+async def prepare_forum(client: Client, data_dir: Path) -> dict[str, Any]:
     result = await client.call_tool("post", {"title": "Seed", "body": "confidence loss helps", "kind": "finding"})
     assert not result.is_error, result.content
     return {"post": result.structured_content["id"]}  # type: ignore[index]
 
 
-async def prepare_storage(client: Client) -> dict[str, Any]:
+async def prepare_storage(client: Client, data_dir: Path) -> dict[str, Any]:
     ids = []
     for content in ("print(1)\n", "print(2)\n"):
         result = await client.call_tool("save", {"files": {"method.py": content}, "message": "seed"})
@@ -135,7 +139,7 @@ STORAGE: dict[str, ToolCase] = {
 }
 
 
-async def prepare_sandbox(client: Client) -> dict[str, Any]:
+async def prepare_sandbox(client: Client, data_dir: Path) -> dict[str, Any]:
     written = await client.call_tool("write_file", {"path": "seed.txt", "content": "seed\n"})
     assert not written.is_error, written.content
     saved = await client.call_tool("save_snapshot", {"paths": ["seed.txt"], "message": "seed"})
@@ -203,9 +207,59 @@ SANDBOX: dict[str, ToolCase] = {
     ),
 }
 
-CASES: dict[str, dict[str, ToolCase]] = {"forum": FORUM, "storage": STORAGE, "sandbox": SANDBOX}
-PREPARE: dict[str, Callable[[Client], Awaitable[dict[str, Any]]]] = {
+
+async def prepare_pgr(client: Client, data_dir: Path) -> dict[str, Any]:
+    info = await client.call_tool("task_info", {})
+    assert not info.is_error, info.content
+    task = info.structured_content["tasks"][0]  # type: ignore[index]
+    repository = await open_repository(make_settings(data_dir))
+    method = "from servers.w2s.methods.plain_ce import plain_ce as method\n"
+    snapshot = await repository.save(agent="alice", files={"method.py": method}, message="m", based_on=None, delete=[])
+    submitted = await client.call_tool("submit", {"snapshot": snapshot.id, "entry_point": "method.py:method"})
+    assert not submitted.is_error, submitted.content
+    return {
+        "task": task["name"],
+        "size": task["sizes"]["validation"],
+        "snapshot": snapshot.id,
+        "submission": submitted.structured_content["id"],  # type: ignore[index]
+    }
+
+
+PGR: dict[str, ToolCase] = {
+    "task_info": ToolCase(
+        valid=lambda c: {"task": c["task"]}, invalid=[(lambda c: {"task": "no-such-task"}, "no task 'no-such-task'")]
+    ),
+    "evaluate_predictions": ToolCase(
+        valid=lambda c: {"task": c["task"], "predictions": "0" * c["size"]},
+        invalid=[
+            (lambda c: {"task": c["task"], "predictions": "0" * (c["size"] - 1)}, "must be exactly"),
+            (lambda c: {"task": c["task"], "predictions": "01x"}, "predictions"),
+            (lambda c: {"task": "no-such-task", "predictions": "0"}, "no task 'no-such-task'"),
+        ],
+    ),
+    "submit": ToolCase(
+        valid=lambda c: {"snapshot": c["snapshot"], "entry_point": "method.py:method"},
+        invalid=[
+            (lambda c: {"snapshot": "deadbeefdead", "entry_point": "method.py:method"}, "no snapshot"),
+            (lambda c: {"snapshot": c["snapshot"], "entry_point": "missing.py:method"}, "no file 'missing.py'"),
+            (lambda c: {"snapshot": c["snapshot"], "entry_point": "method.py"}, "entry_point"),
+            (lambda c: {"snapshot": c["snapshot"], "entry_point": "/etc/passwd.py:x"}, "entry_point"),
+        ],
+    ),
+    "submission": ToolCase(
+        valid=lambda c: {"submission_id": c["submission"]},
+        invalid=[
+            (lambda c: {"submission_id": "sub_000000000000"}, "no submission 'sub_000000000000'"),
+            (lambda c: {"submission_id": "x"}, "submission_id"),
+        ],
+    ),
+    "leaderboard": ToolCase(valid=lambda c: {"limit": 5}, invalid=[(lambda c: {"limit": 0}, "limit")]),
+}
+
+CASES: dict[str, dict[str, ToolCase]] = {"forum": FORUM, "storage": STORAGE, "sandbox": SANDBOX, "pgr": PGR}
+PREPARE: dict[str, Callable[[Client, Path], Awaitable[dict[str, Any]]]] = {
     "forum": prepare_forum,
     "storage": prepare_storage,
     "sandbox": prepare_sandbox,
+    "pgr": prepare_pgr,
 }

@@ -32,7 +32,7 @@ async def run_contract(client: Client, server: str, data_dir: Path) -> None:
     live = {tool.name: tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listed.tools}
     assert live == declared, f"{server}: the live tool list differs from manifests/servers/{server}.json"
 
-    context = await PREPARE[server](client)
+    context = await PREPARE[server](client, data_dir)
     for tool, case in CASES[server].items():
         result = await client.call_tool(tool, case.valid(context))
         assert not result.is_error, f"{server}.{tool} valid call failed: {result.content}"

@@ -265,7 +265,7 @@ print("api", importlib.util.find_spec("servers.w2s.api") is not None)
 if os.path.exists("/opt/aar/api/servers/w2s/api.py"):
     import servers.w2s.api
     print("api imported")
-for name in ("servers.pgr", "servers.kit", "servers.sandbox", "servers.w2s.encoders"):
+for name in ("servers.pgr", "servers.kit", "servers.sandbox", "servers.w2s.tasks", "servers.w2s.testbed"):
     try:
         importlib.import_module(name); print("IMPORTED", name)
     except ImportError:
@@ -282,7 +282,7 @@ print("tasks", os.path.exists("{PROJECT_ROOT}/servers/pgr/tasks"))
     assert "trained True" in result.stdout
     if (PROJECT_ROOT / "servers/w2s/api.py").exists():
         assert "api imported" in result.stdout
-    assert "IMPORTED" not in result.stdout and result.stdout.count("blocked") == 4
+    assert "IMPORTED" not in result.stdout and result.stdout.count("blocked") == 5
     assert "project ['.venv']" in result.stdout or "project []" in result.stdout
     assert "tasks False" in result.stdout
 

@@ -1,0 +1,24 @@
+"""Train only on the weak labels the teacher is most sure of: confident weak labels are more often right."""
+
+from __future__ import annotations
+
+import torch
+
+from servers.w2s.api import MethodInput
+from servers.w2s.heads import fit_predict
+
+KEEP = 0.5
+
+
+def top_confident(inp: MethodInput) -> torch.Tensor:
+    """Plain cross-entropy on the half of train with the largest |P(1) - 0.5| under the weak model."""
+    confidence = (inp.weak_soft_labels[:, 1] - 0.5).abs()
+    keep = torch.argsort(confidence, descending=True, stable=True)[: max(1, round(KEEP * len(confidence)))]
+    strong = inp.strong
+    return fit_predict(
+        strong.train_features[keep],
+        inp.weak_soft_labels[keep],
+        strong.eval_features,
+        recipe=strong.head_recipe,
+        seed=inp.seed,
+    )

@@ -1,0 +1,25 @@
+"""`aar pgr baselines` prints the baseline table, with the confidence loss above plain cross-entropy."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from tests.support import AAR, TEST_SETTINGS
+
+
+def test_the_baseline_table_ranks_the_confidence_loss_above_plain_cross_entropy(tmp_path: Path) -> None:
+    env = {**os.environ, **TEST_SETTINGS, "AAR_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [AAR, "pgr", "baselines", "--tasks", "wordnet-living", "--methods", "plain_ce", "aux_confidence"],
+        env=env, capture_output=True, text=True, timeout=900, check=True,
+    )  # fmt: skip
+    pgr = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"wordnet-living\s+(\w+)\s+none\s+.*\s([+-]\d\.\d\d)±(\d\.\d\d)\s+5$", line)
+        if match:
+            pgr[match[1]] = float(match[2])
+    assert set(pgr) == {"plain_ce", "aux_confidence"}, result.stdout
+    assert pgr["aux_confidence"] > pgr["plain_ce"] > 0
