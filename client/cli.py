@@ -119,6 +119,30 @@ def _desktop_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baselines(args: argparse.Namespace) -> int:
+    """Mean and standard error of every baseline's PGR over seeds, per task (cached features)."""
+    from servers.w2s.methods import BASELINES, FINETUNE_BASELINES
+    from servers.w2s.table import format_table, run_table
+
+    known = {**BASELINES, **FINETUNE_BASELINES}
+    names = args.methods or list(BASELINES)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        print(f"error: unknown baselines {unknown}; choose from {', '.join(known)}", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    rows = run_table(
+        {name: known[name] for name in names},
+        args.tasks,
+        range(args.seeds),
+        controls=("none", "shuffled") if args.control else ("none",),
+        cache_dir=settings.cache_dir,
+        tasks_root=settings.pgr_tasks_dir,
+    )
+    print(format_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aar", description="AAR Lab: automated alignment research harness.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     manifest_command = commands.add_parser("manifest", help="Write manifests/servers/*.json from the live servers.")
     manifest_command.add_argument("action", choices=["export"])
     manifest_command.add_argument("--check", action="store_true", help="Only compare; exit 1 on any drift.")
+
+    pgr = commands.add_parser("pgr", help="The W2S testbed: `aar pgr baselines` prints the baseline PGR table.")
+    pgr.add_argument("action", choices=["baselines"])
+    pgr.add_argument("--seeds", type=int, default=5, help="Seeds 0..N-1 (default 5).")
+    pgr.add_argument("--tasks", nargs="*", help="Task packs (default: all).")
+    pgr.add_argument("--methods", nargs="*", help="Baselines (default: every frozen-feature baseline).")
+    pgr.add_argument("--control", action="store_true", help="Also run the shuffled-teacher control.")
 
     config = commands.add_parser("desktop-config", help="Print Claude Desktop and Claude Code configs.")
     config.add_argument("--format", choices=["all", "desktop", "code", "code-http"], default="all")
@@ -169,6 +200,8 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_tokens(args))
     if args.command == "manifest":
         return asyncio.run(_manifest(args))
+    if args.command == "pgr":
+        return _baselines(args)
     return _desktop_config(args)
 
 
