@@ -217,17 +217,21 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         agent = calling_agent(state.local_agent)
         check_task(state, task)
         digest = hashlib.sha256(predictions.encode()).hexdigest()
-        left = (await budget(state, agent)).evaluations_left
-        if left <= 0:
+
+        async def audit(kind: str, accuracy: float | None = None, pgr: float | None = None) -> None:
             await state.store.record_evaluation(
                 agent=agent,
-                kind="refused",
+                kind=kind,
                 task=task,
                 split="validation",
                 predictions_sha256=digest,
-                accuracy=None,
-                pgr=None,
+                accuracy=accuracy,
+                pgr=pgr,
             )
+
+        left = (await budget(state, agent)).evaluations_left
+        if left <= 0:
+            await audit("refused")
             raise ToolInputError(
                 f"evaluation budget spent: {settings.pgr_evaluations_per_hour} per hour; try again later,"
                 " or submit a snapshot for the official score"
@@ -236,15 +240,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             accuracy, pgr = await state.bench.run(state.bench.quick_score, task, predictions)
         except ValueError as error:
             raise ToolInputError(f"{error}; run your method on /tasks/{task}/validation.pt") from None
-        await state.store.record_evaluation(
-            agent=agent,
-            kind="quick",
-            task=task,
-            split="validation",
-            predictions_sha256=digest,
-            accuracy=accuracy,
-            pgr=pgr,
-        )
+        await audit("quick", accuracy, pgr)
         return QuickScore(
             task=task,
             accuracy=round(accuracy, 2),
