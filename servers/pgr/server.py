@@ -254,9 +254,15 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         state = _state(ctx)
         agent = calling_agent(state.local_agent)
         repository = state.worker.repository
-        full_id = await repository.resolve(snapshot)
+        stored = await repository.snapshot(snapshot)
+        full_id = stored.id
+        if stored.author != agent:
+            raise ToolInputError(
+                f"snapshot {full_id[:12]} is {stored.author}'s: submit your own work; to build on it,"
+                " save a snapshot of your own with based_on (credit stays traceable)"
+            )
         file_name = entry_point.rsplit(":", 1)[0]
-        listed = {entry.path for entry in (await repository.snapshot(full_id)).files}
+        listed = {entry.path for entry in stored.files}
         if file_name not in listed:
             raise ToolInputError(f"snapshot {full_id[:12]} has no file {file_name!r}; it holds {sorted(listed)[:20]}")
         if (await budget(state, agent)).submissions_left <= 0:

@@ -215,12 +215,14 @@ async def prepare_pgr(client: Client, data_dir: Path) -> dict[str, Any]:
     repository = await open_repository(make_settings(data_dir))
     method = "from servers.w2s.methods.plain_ce import plain_ce as method\n"
     snapshot = await repository.save(agent="alice", files={"method.py": method}, message="m", based_on=None, delete=[])
+    theirs = await repository.save(agent="bob", files={"method.py": method}, message="m", based_on=None, delete=[])
     submitted = await client.call_tool("submit", {"snapshot": snapshot.id, "entry_point": "method.py:method"})
     assert not submitted.is_error, submitted.content
     return {
         "task": task["name"],
         "size": task["sizes"]["validation"],
         "snapshot": snapshot.id,
+        "their_snapshot": theirs.id,
         "submission": submitted.structured_content["id"],  # type: ignore[index]
     }
 
@@ -243,6 +245,7 @@ PGR: dict[str, ToolCase] = {
             (lambda c: {"snapshot": "deadbeefdead", "entry_point": "method.py:method"}, "no snapshot"),
             (lambda c: {"snapshot": c["snapshot"], "entry_point": "missing.py:method"}, "no file 'missing.py'"),
             (lambda c: {"snapshot": c["snapshot"], "entry_point": "method.py"}, "entry_point"),
+            (lambda c: {"snapshot": c["their_snapshot"], "entry_point": "method.py:method"}, "submit your own work"),
             (lambda c: {"snapshot": c["snapshot"], "entry_point": "/etc/passwd.py:x"}, "entry_point"),
         ],
     ),

@@ -73,7 +73,7 @@ async def _submit_and_wait(client: Client, snapshot: str, timeout: float = 600) 
 
 
 async def test_a_method_that_ignores_its_teacher_is_flagged_and_kept_off_the_leaderboard(data_dir: Path) -> None:
-    honest, cheat = await _save(data_dir, PLAIN_CE, "alice"), await _save(data_dir, MAJORITY)
+    honest, cheat = await _save(data_dir, PLAIN_CE), await _save(data_dir, MAJORITY)
     async with pgr_client(data_dir) as client:
         flagged = await _submit_and_wait(client, cheat)
         assert flagged["state"] == "flagged" and "ignores-teacher" in flagged["flags"][0]
