@@ -90,6 +90,7 @@ def serve_http(servers: Mapping[str, MCPServer[Any]], settings: Settings) -> Non
     """Serve `servers` over streamable HTTP until interrupted, announcing each URL on stdout."""
     for name in servers:
         print(f"{name}: http://{settings.host}:{settings.port}{mcp_path(name)}", flush=True)
+    print("each agent needs a bearer token: `aar tokens create NAME`; Ctrl-C stops", file=sys.stderr, flush=True)
     config = uvicorn.Config(http_app(servers), host=settings.host, port=settings.port, log_level="warning")
     uvicorn.Server(config).run()
 
