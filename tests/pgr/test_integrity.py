@@ -41,7 +41,7 @@ SUSPECTS = {suspects!r}
 def method(inp):
     found = [p for p in SUSPECTS if os.path.exists(p)]
     found += glob.glob("/workspace/**/*.gz", recursive=True)
-    found += [p for p in glob.glob("/tmp/**", recursive=True) if os.path.isfile(p)]
+    found += glob.glob("/tmp/**/*.gz", recursive=True) + glob.glob("/tmp/**/*.sqlite", recursive=True)
     if found:
         raise RuntimeError(f"found label sources: {{found}}")
     return plain_ce(inp)
