@@ -1,1 +1,1 @@
-"""The AAR Lab client: the `aar` command (and, later, the orchestrator of a research team)."""
+"""The AAR Lab client: the `aar` command, and `aar run`, which runs a team of researchers against the servers."""

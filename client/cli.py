@@ -1,4 +1,4 @@
-"""`aar`: serve the MCP servers, manage agent tokens, export manifests, print client configs."""
+"""`aar`: serve the MCP servers, manage agent tokens, export manifests, print client configs, run a team."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import re
 import shutil
 import sys
@@ -119,6 +120,55 @@ def _desktop_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_team(args: argparse.Namespace) -> int:
+    # imported here: the servers' commands should not pay for the client's imports
+    from client.backends import BackendUnavailable
+    from client.manifest import ManifestError
+    from client.servers import ServerStartError
+    from client.team import RunRequest, run_team
+
+    for noisy in ("httpx2", "httpcore2", "mcp", "anthropic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("model", args.model),
+            ("budget.deadline", args.deadline),
+            ("budget.agent.turns", args.turns),
+            ("budget.agent.tokens", args.tokens),
+            ("budget.agent.dollars", args.dollars),
+            ("budget.agent.pgr_submissions", args.submissions),
+            ("budget.team.dollars", args.team_dollars),
+            ("budget.team.pgr_submissions", args.team_submissions),
+        )
+        if value is not None
+    }
+    if args.unsafe_no_isolation:
+        overrides["servers.unsafe_no_isolation"] = True
+    request = RunRequest(
+        manifest=args.manifest,
+        resume=args.resume,
+        overrides=overrides,
+        agents=args.agents,
+        backend=args.backend,
+        runs_root=args.runs_dir or get_settings().data_dir / "runs",
+        live=sys.stderr.isatty() if args.live is None else args.live,
+        announce=lambda line: print(line, flush=True),
+    )
+    try:
+        result = asyncio.run(run_team(request))
+    except (ManifestError, BackendUnavailable, ServerStartError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if request.run_dir is not None and (request.run_dir.path / "summary.txt").exists():
+            print((request.run_dir.path / "summary.txt").read_text(), end="")
+            print(f"interrupted; continue with: aar run --resume {request.run_dir.path}")
+        return 130
+    print(result.text, end="")
+    return 0
+
+
 def _baselines(args: argparse.Namespace) -> int:
     """Mean and standard error of every baseline's PGR over seeds, per task (cached features)."""
     from servers.w2s.methods import BASELINES, FINETUNE_BASELINES
@@ -167,6 +217,38 @@ def build_parser() -> argparse.ArgumentParser:
     manifest_command.add_argument("action", choices=["export"])
     manifest_command.add_argument("--check", action="store_true", help="Only compare; exit 1 on any drift.")
 
+    run = commands.add_parser(
+        "run",
+        help="Run a team of researchers (Claude with ANTHROPIC_API_KEY, else the scripted researcher).",
+        description="Run a team of automated researchers against the servers until its budgets end.",
+    )
+    run.add_argument(
+        "manifest", nargs="?", help="A run manifest: a path, or a name in manifests/runs/ (default: nine)."
+    )
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="Continue every agent of an earlier run.")
+    run.add_argument("--backend", choices=["auto", "anthropic", "scripted"], help="Override the manifest's backend.")
+    run.add_argument("--agents", type=int, metavar="N", help="Run only the first N agents of the team.")
+    run.add_argument("--model", help="Override the manifest's model.")
+    run.add_argument("--deadline", help="Wall-clock time of the run, e.g. 30m, 8h, 3d.")
+    run.add_argument("--turns", type=int, help="Model calls per agent.")
+    run.add_argument("--tokens", type=int, help="Tokens per agent.")
+    run.add_argument("--dollars", type=float, help="Dollars per agent.")
+    run.add_argument("--submissions", type=int, help="PGR submissions per agent.")
+    run.add_argument("--team-dollars", type=float, help="Dollars for the whole team.")
+    run.add_argument("--team-submissions", type=int, help="PGR submissions for the whole team.")
+    run.add_argument("--runs-dir", type=Path, help="Where run directories go (default AAR_DATA_DIR/runs).")
+    run.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Live view on stderr (default: on a terminal).",
+    )
+    run.add_argument(
+        "--unsafe-no-isolation",
+        action="store_true",
+        help="Launch the sandbox WITHOUT bubblewrap (never with untrusted agents).",
+    )
+
     pgr = commands.add_parser("pgr", help="The W2S testbed: `aar pgr baselines` prints the baseline PGR table.")
     pgr.add_argument("action", choices=["baselines"])
     pgr.add_argument("--seeds", type=int, default=5, help="Seeds 0..N-1 (default 5).")
@@ -200,6 +282,8 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_tokens(args))
     if args.command == "manifest":
         return asyncio.run(_manifest(args))
+    if args.command == "run":
+        return _run_team(args)
     if args.command == "pgr":
         return _baselines(args)
     return _desktop_config(args)

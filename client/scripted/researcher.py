@@ -1,0 +1,514 @@
+"""The scripted researcher: a state machine that decides each step from the conversation it gets.
+
+It does what a methodical new colleague would: read the forum feed, claim its direction, write a
+method (the confidence-loss baseline with its own knobs), run it in its sandbox on the
+validation inputs, score the predictions, save a snapshot, submit it for the official PGR, post
+the result citing snapshot and submission, report the official score when it arrives, and then
+build on the best result posted so far (load that snapshot, vary one knob) or on its own.
+
+It keeps no state between requests: `replay` rebuilds its memory by running the state machine
+over the tool calls and results in the conversation, so a restarted server, a resumed run or a
+compacted conversation (whose summary carries the memory as JSON) all continue where they were.
+Tools it is not offered are skipped, so a narrower allowlist gives a narrower researcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from client.scripted.methods import ENTRY, FAMILIES, FILE, Knobs, family_for, read_knobs, render, vary
+
+MEMORY_MARK = "researcher-memory: "
+FAULT_ID_PREFIX = "toolu_fault_"
+DEFAULT_TASK = "wordnet-living"
+MAX_FEED_PAGES = 3
+_PGR_IN_TITLE = re.compile(r"PGR\s*[=:]?\s*(-?\d+(?:\.\d+)?)")
+_DIRECTION = re.compile(r"Your starting direction:\s*(.+)")
+
+
+@dataclass
+class Memory:
+    """Everything the researcher knows; rebuilt from the conversation on every request."""
+
+    agent: str
+    direction: str = "open"
+    phase: str = "feed"
+    cycle: int = 0
+    feed_cursor: int = 0
+    feed_pages: int = 0
+    claimed: bool = False
+    task: str = DEFAULT_TASK
+    task_info_seen: bool = False
+    results: list[dict[str, Any]] = field(default_factory=list)
+    tried_bases: list[str] = field(default_factory=list)
+    best_validation: float | None = None
+    best_knobs: dict[str, Any] | None = None
+    submitted_best: float | None = None
+    submissions_closed: bool = False
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    errors: int = 0
+    last_call: str | None = None
+    # the cycle under way
+    knobs: dict[str, Any] | None = None
+    change: str = ""
+    base: dict[str, Any] | None = None
+    run_note: str = ""
+    predictions: str | None = None
+    validation: dict[str, Any] | None = None
+    snapshot: str | None = None
+    submission: str | None = None
+    reply_to: dict[str, Any] | None = None
+
+    @property
+    def family(self) -> str:
+        return family_for(self.direction, self.agent)
+
+    def rng(self, salt: str) -> random.Random:
+        return random.Random(f"{self.agent}:{self.cycle}:{salt}")
+
+
+Action = tuple[str, dict[str, Any], str]
+"""(tool name, input, a sentence saying why)."""
+
+
+def replay(agent: str, messages: list[dict[str, Any]], tools: set[str]) -> Memory:
+    """Run the state machine over the conversation's tool calls and their results (`tools`: those offered)."""
+    memory = Memory(agent=agent)
+    if messages:
+        _read_head(memory, _text(messages[0]["content"]))
+    # after a compaction the memory already holds the kept turns, up to and including last_call
+    catching_up = memory.last_call is not None and any(
+        block.get("id") == memory.last_call for message in messages for block in _blocks(message["content"])
+    )
+    calls: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        for block in _blocks(message["content"]):
+            if block.get("type") == "tool_use" and not str(block.get("id", "")).startswith(FAULT_ID_PREFIX):
+                calls[block["id"]] = block
+            elif block.get("type") == "tool_result" and block.get("tool_use_id") in calls:
+                call = calls.pop(block["tool_use_id"])
+                if catching_up:
+                    catching_up = call["id"] != memory.last_call
+                    continue
+                _settle(memory, tools)
+                observe(memory, call["name"], _text(block.get("content", "")), bool(block.get("is_error")))
+                memory.last_call = call["id"]
+    return memory
+
+
+def _read_head(memory: Memory, text: str) -> None:
+    """The kickoff names the direction; a compacted conversation's head also carries the memory."""
+    if MEMORY_MARK in text:
+        saved = json.loads(text.split(MEMORY_MARK, 1)[1].splitlines()[0])
+        for name, value in saved.items():
+            setattr(memory, name, value)
+        return
+    match = _DIRECTION.search(text)
+    if match:
+        memory.direction = match.group(1).strip()
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _text(content: Any) -> str:
+    return "\n".join(block.get("text", "") for block in _blocks(content) if block.get("type") == "text")
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# --- deciding -------------------------------------------------------------------------------------
+
+
+def decide(memory: Memory, tools: set[str]) -> Action | None:
+    """The next tool call. None: none of the steps can be taken with the tools offered."""
+    if not _settle(memory, tools):
+        return None
+    tool, act = _PHASES[memory.phase]
+    arguments, why = act(memory)
+    return tool, arguments, why
+
+
+def _settle(memory: Memory, tools: set[str]) -> bool:
+    """Start a cycle where one is due and skip steps whose tool is not offered; False if every step is skipped."""
+    for _ in range(3 * len(_PHASES)):
+        if memory.phase == "design":
+            _design(memory, tools)
+            continue
+        tool = _PHASES[memory.phase][0]
+        if tool in tools:
+            return True
+        observe(memory, tool, "skipped: not one of my tools", True, skipped=True)
+    return False
+
+
+def _design(memory: Memory, tools: set[str]) -> None:
+    """Start a cycle: build on the best posted result if it beats mine, else vary my own best."""
+    memory.cycle += 1
+    memory.base = memory.validation = memory.predictions = memory.snapshot = memory.submission = None
+    memory.run_note = ""
+    candidates = [r for r in memory.results if r["snapshot"] not in memory.tried_bases and r["pgr"] is not None]
+    best = max(candidates, key=lambda r: r["pgr"], default=None)
+    mine = memory.best_validation
+    if best is not None and "sandbox__load_snapshot" in tools and (mine is None or best["pgr"] >= mine):
+        memory.base = best
+        memory.phase = "load"
+        return
+    start = Knobs(**memory.best_knobs) if memory.best_knobs else FAMILIES[memory.family]
+    if memory.best_knobs or memory.cycle > 1:
+        knobs, memory.change = vary(start, memory.rng("vary"))
+    else:
+        knobs, memory.change = start, f"the {memory.family} starting point"
+    memory.knobs = asdict(knobs)
+    memory.phase = "write"
+
+
+def _act_feed(m: Memory) -> tuple[dict[str, Any], str]:
+    return {"since": m.feed_cursor, "limit": 50}, "Reading what is new on the forum."
+
+
+def _act_task_info(m: Memory) -> tuple[dict[str, Any], str]:
+    return {}, "Looking at the tasks, their baselines and my scoring budget."
+
+
+def _act_claim(m: Memory) -> tuple[dict[str, Any], str]:
+    body = (
+        f"I will work on: {m.direction}\n\nPlan: start from the auxiliary confidence loss and test "
+        f"one idea at a time ({m.family}: {FAMILIES[m.family].describe()}), posting every result with its "
+        "snapshot and submission."
+    )
+    title = f"Claim ({m.agent}): {m.direction}"[:200]
+    return {"title": title, "body": body, "kind": "claim", "tags": [m.family]}, "Claiming my direction."
+
+
+def _act_load(m: Memory) -> tuple[dict[str, Any], str]:
+    assert m.base is not None
+    return {"snapshot": m.base["snapshot"]}, f"Building on {m.base['author']}'s result (PGR {m.base['pgr']:.2f})."
+
+
+def _act_read_base(m: Memory) -> tuple[dict[str, Any], str]:
+    return {"path": FILE}, "Reading the method I loaded."
+
+
+def _act_vote(m: Memory) -> tuple[dict[str, Any], str]:
+    assert m.base is not None
+    return {"post_id": m.base["post"], "value": 1}, "Upvoting the result I build on."
+
+
+def _act_write(m: Memory) -> tuple[dict[str, Any], str]:
+    assert m.knobs is not None
+    knobs = Knobs(**m.knobs)
+    origin = f"builds on snapshot {m.base['snapshot'][:12]} by {m.base['author']}; " if m.base else ""
+    content = render(
+        knobs,
+        agent=m.agent,
+        cycle=m.cycle,
+        title=f"Confidence loss, {knobs.describe()}",
+        rationale=f"Direction: {m.direction} This version {origin}changes {m.change}.",
+    )
+    return {"path": FILE, "content": content}, f"Writing a method: {knobs.describe()}."
+
+
+def _act_run(m: Memory) -> tuple[dict[str, Any], str]:
+    command = f"python -m servers.w2s.runner --task {m.task} --entry {ENTRY} --out predictions.txt"
+    return {"command": command, "timeout_s": 900}, f"Running it on the validation inputs of {m.task}."
+
+
+def _act_read_predictions(m: Memory) -> tuple[dict[str, Any], str]:
+    return {"path": "predictions.txt", "limit": 1_048_576}, "Reading the predictions."
+
+
+def _act_evaluate(m: Memory) -> tuple[dict[str, Any], str]:
+    return {"task": m.task, "predictions": m.predictions or ""}, "Scoring the predictions on validation."
+
+
+def _act_save(m: Memory) -> tuple[dict[str, Any], str]:
+    assert m.knobs is not None
+    arguments: dict[str, Any] = {
+        "paths": [FILE],
+        "message": f"{m.agent} cycle {m.cycle}: {Knobs(**m.knobs).describe()}",
+    }
+    if m.base is not None:
+        arguments["based_on"] = m.base["snapshot"]
+    return arguments, "Saving the method as a snapshot."
+
+
+def _act_submit(m: Memory) -> tuple[dict[str, Any], str]:
+    return {"snapshot": m.snapshot, "entry_point": ENTRY}, "Submitting it for the official score."
+
+
+def _act_post(m: Memory) -> tuple[dict[str, Any], str]:
+    assert m.knobs is not None
+    knobs = Knobs(**m.knobs)
+    lines = [f"Method: confidence loss with {knobs.describe()} (changed {m.change})."]
+    if m.base is not None:
+        lines.append(f"Builds on snapshot {m.base['snapshot']} by {m.base['author']} (post #{m.base['post']}).")
+    if m.validation is not None:
+        lines.append(f"Validation on {m.task}: accuracy {m.validation.get('accuracy')}, PGR {m.validation.get('pgr')}.")
+    else:
+        lines.append(f"Could not score it: {m.run_note or 'no predictions'}.")
+    lines.append(f"Snapshot: {m.snapshot or 'none'}; submission: {m.submission or 'none'} (official score to follow).")
+    arguments: dict[str, Any] = {"body": "\n\n".join(lines), "tags": [m.family]}
+    pgr = m.validation.get("pgr") if m.validation else None
+    if pgr is not None:
+        arguments.update(kind="result", title=f"{knobs.describe()}: validation PGR {pgr:.2f} on {m.task}")
+    else:
+        arguments.update(kind="finding", title=f"{knobs.describe()}: no score ({m.task})")
+    for key in ("snapshot", "submission"):
+        if getattr(m, key):
+            arguments[key] = getattr(m, key)
+    return arguments, "Posting the result with its snapshot and submission."
+
+
+def _act_check(m: Memory) -> tuple[dict[str, Any], str]:
+    return {"submission_id": m.pending[0]["submission"]}, "Checking my submission's official score."
+
+
+def _act_reply(m: Memory) -> tuple[dict[str, Any], str]:
+    assert m.reply_to is not None
+    r = m.reply_to
+    body = (
+        f"Official score of submission {r['submission']}: PGR {r['pgr']} (test split, mean over seeds and tasks)."
+        if r["state"] == "done"
+        else f"Submission {r['submission']} ended {r['state']}: {r.get('detail') or 'no detail'}."
+    )
+    return {"post_id": r["post"], "body": body}, "Reporting the official score under my post."
+
+
+_PHASES: dict[str, tuple[str, Any]] = {
+    "feed": ("forum__feed", _act_feed),
+    "task_info": ("pgr__task_info", _act_task_info),
+    "claim": ("forum__post", _act_claim),
+    "load": ("sandbox__load_snapshot", _act_load),
+    "read_base": ("sandbox__read_file", _act_read_base),
+    "vote": ("forum__vote", _act_vote),
+    "write": ("sandbox__write_file", _act_write),
+    "run": ("sandbox__exec", _act_run),
+    "read_predictions": ("sandbox__read_file", _act_read_predictions),
+    "evaluate": ("pgr__evaluate_predictions", _act_evaluate),
+    "save": ("sandbox__save_snapshot", _act_save),
+    "submit": ("pgr__submit", _act_submit),
+    "post": ("forum__post", _act_post),
+    "check": ("pgr__submission", _act_check),
+    "reply": ("forum__reply", _act_reply),
+}
+
+
+# --- observing ------------------------------------------------------------------------------------
+
+
+def observe(memory: Memory, tool: str, text: str, is_error: bool, *, skipped: bool = False) -> None:
+    """Move the state machine on with one tool result (or a skipped step)."""
+    phase = memory.phase
+    if phase not in _PHASES or _PHASES[phase][0] != tool:
+        return  # not a step of this machine (e.g. a call the client refused): nothing learned
+    memory.errors += is_error and not skipped
+    data = None if is_error else _json(text)
+    _ON[phase](memory, data, text if is_error else "")
+
+
+def _after_orientation(m: Memory) -> None:
+    m.phase = "task_info" if not m.task_info_seen else ("claim" if not m.claimed else "design")
+
+
+def _on_feed(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    if data is not None:
+        m.feed_cursor = int(data.get("next_cursor", m.feed_cursor))
+        known = {r["post"] for r in m.results}
+        for post in data.get("posts", []):
+            if post.get("kind") == "result" and post.get("snapshot") and post["id"] not in known:
+                match = _PGR_IN_TITLE.search(post.get("title", ""))
+                m.results.append(
+                    {
+                        "post": post["id"],
+                        "author": post.get("author"),
+                        "snapshot": post["snapshot"],
+                        "pgr": float(match.group(1)) if match else None,
+                    }
+                )
+        m.feed_pages += 1
+        if data.get("has_more") and m.feed_pages < MAX_FEED_PAGES:
+            return  # read on; more than a few pages per cycle would leave no time for research
+    m.feed_pages = 0
+    _after_orientation(m)
+
+
+def _on_task_info(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    m.task_info_seen = True
+    names = [task.get("name") for task in (data or {}).get("tasks", [])]
+    if names:
+        m.task = DEFAULT_TASK if DEFAULT_TASK in names else str(names[0])
+    _after_orientation(m)
+
+
+def _on_claim(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    m.claimed = True
+    m.phase = "design"
+
+
+def _on_load(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    assert m.base is not None
+    m.tried_bases.append(m.base["snapshot"])
+    if data is None:
+        m.base = None
+        m.knobs, m.change = asdict(FAMILIES[m.family]), f"the {m.family} starting point (loading failed)"
+        m.phase = "write"
+    else:
+        m.phase = "read_base"
+
+
+def _on_read_base(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    assert m.base is not None
+    knobs = read_knobs((data or {}).get("content", ""))
+    if knobs is None:
+        knobs, m.change = FAMILIES[m.family], "my own knobs (the loaded method has none I know)"
+    else:
+        knobs, m.change = vary(knobs, m.rng("vary"))
+    m.knobs = asdict(knobs)
+    m.phase = "vote" if m.base["author"] != m.agent else "write"
+
+
+def _on_vote(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    m.phase = "write"
+
+
+def _on_write(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    m.phase = "run" if data is not None else "feed"
+
+
+def _on_run(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    if data is not None and data.get("exit_code") == 0:
+        m.phase = "read_predictions"
+        return
+    detail = (data or {}).get("error") or (data or {}).get("stderr") or error or "failed"
+    m.run_note = str(detail).strip().splitlines()[-1][:300] if str(detail).strip() else "failed"
+    m.phase = "save"
+
+
+def _on_read_predictions(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    content = str((data or {}).get("content", "")).strip()
+    if content and set(content) <= {"0", "1"}:
+        m.predictions = content
+        m.phase = "evaluate"
+    else:
+        m.run_note = "the runner wrote no predictions"
+        m.phase = "save"
+
+
+def _on_evaluate(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    m.predictions = None  # long; the snapshot and score are what matter from here
+    if data is not None and data.get("pgr") is not None:
+        m.validation = {"accuracy": data.get("accuracy"), "pgr": data["pgr"]}
+        if m.best_validation is None or data["pgr"] > m.best_validation:
+            m.best_validation, m.best_knobs = float(data["pgr"]), m.knobs
+    elif error:
+        m.run_note = error.splitlines()[0][:300]
+    m.phase = "save"
+
+
+def _on_save(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    if data is None:
+        m.phase = "post"
+        return
+    m.snapshot = data.get("id")
+    pgr = (m.validation or {}).get("pgr")
+    worth = pgr is not None and (m.submitted_best is None or pgr > m.submitted_best)
+    m.phase = "submit" if worth and not m.submissions_closed else "post"
+
+
+def _on_submit(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    if data is not None and data.get("id"):
+        m.submission = data["id"]
+        m.submitted_best = (m.validation or {}).get("pgr")
+    elif "budget" in error.lower() or "submissions" in error.lower():
+        m.submissions_closed = True
+    m.phase = "post"
+
+
+def _on_post(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    if data is not None and m.submission:
+        m.pending.append({"submission": m.submission, "post": data.get("id")})
+    if data is not None and m.snapshot and m.validation is not None:
+        m.results.append(
+            {"post": data.get("id"), "author": m.agent, "snapshot": m.snapshot, "pgr": m.validation["pgr"]}
+        )
+    m.phase = "check" if m.pending else "feed"
+
+
+def _on_check(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    entry = m.pending.pop(0)
+    state = (data or {}).get("state")
+    if state in ("done", "failed", "flagged", "quarantined"):
+        detail = (data or {}).get("error") or ", ".join(map(str, (data or {}).get("flags", [])))
+        m.reply_to = {**entry, "state": state, "pgr": (data or {}).get("pgr_mean"), "detail": detail}
+        m.phase = "reply" if entry.get("post") else "feed"
+        return
+    m.pending.append(entry)  # still queued or running (or unreachable): look again next cycle
+    m.phase = "feed"
+
+
+def _on_reply(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    m.reply_to = None
+    m.phase = "feed"
+
+
+_ON = {
+    "feed": _on_feed,
+    "task_info": _on_task_info,
+    "claim": _on_claim,
+    "load": _on_load,
+    "read_base": _on_read_base,
+    "vote": _on_vote,
+    "write": _on_write,
+    "run": _on_run,
+    "read_predictions": _on_read_predictions,
+    "evaluate": _on_evaluate,
+    "save": _on_save,
+    "submit": _on_submit,
+    "post": _on_post,
+    "check": _on_check,
+    "reply": _on_reply,
+}
+
+
+# --- answering ------------------------------------------------------------------------------------
+
+
+def respond(agent: str, request: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The researcher's answer to one Messages API request: content blocks and a stop reason."""
+    messages = request.get("messages", [])
+    offered = {tool["name"] for tool in request.get("tools", [])}
+    memory = replay(agent, messages, offered)
+    if (request.get("tool_choice") or {}).get("type") == "none" or not offered:
+        return [{"type": "text", "text": summary(memory)}], "end_turn"
+    action = decide(memory, offered)
+    if action is None:
+        return [{"type": "text", "text": "DONE"}], "end_turn"
+    tool, arguments, why = action
+    digest = hashlib.sha256(f"{agent}:{len(messages)}:{memory.phase}:{memory.cycle}".encode()).hexdigest()[:24]
+    return [
+        {"type": "text", "text": why},
+        {"type": "tool_use", "id": f"toolu_{digest}", "name": tool, "input": arguments},
+    ], "tool_use"
+
+
+def summary(memory: Memory) -> str:
+    """Notes for a compacted conversation; the last line lets `replay` pick up exactly here."""
+    best = f"{memory.best_validation:.2f}" if memory.best_validation is not None else "none yet"
+    return (
+        f"I am {memory.agent}; direction: {memory.direction}. Cycle {memory.cycle}, now at step {memory.phase}. "
+        f"Best validation PGR {best}; {len(memory.pending)} submission(s) awaiting scores; "
+        f"{len(memory.results)} results seen on the forum.\n{MEMORY_MARK}{json.dumps(asdict(memory))}"
+    )
