@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -26,20 +27,35 @@ from mcp import Client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from servers.forum.store import ForumStore  # noqa: E402
+from servers.w2s.tasks import load_task  # noqa: E402
 from tests.support import HttpServer, memory_client  # noqa: E402
 
 AGENTS = [f"agent-{n}" for n in range(9)]
-WORDS = "weak strong label confidence loss teacher student ceiling gap probe feature head seed".split()
 CorpusClient = Callable[[str, str], AbstractAsyncContextManager[Client]]
+
+
+def vocabulary() -> list[str]:
+    """Real words for a realistic index: the lemmas of the default task (about 6,000)."""
+    task = load_task("wordnet-living")
+    return sorted({word for text in task.texts for word in text.split() if word.isalpha()})
+
+
+WORDS = vocabulary()
+
+
+def words(seed: int, count: int) -> str:
+    """`count` words, Zipf-like: a few common ones, a long tail, as in real posts."""
+    rng = random.Random(seed)
+    return " ".join(WORDS[min(int(rng.paretovariate(1.1)) - 1, len(WORDS) - 1)] if rng.random() < 0.5
+                    else rng.choice(WORDS) for _ in range(count))  # fmt: skip
 
 
 async def seed_forum(data_dir: Path, posts: int) -> None:
     """Fill the forum directly (not a measurement) so feed and search run on a realistic size."""
     store = await ForumStore.open(data_dir / "forum.sqlite")
     for number in range(posts):
-        words = " ".join(WORDS[(number * 7 + k) % len(WORDS)] for k in range(30))
         await store.create_post(
-            author=AGENTS[number % 9], kind="finding", title=f"result {number}", body=words, tags=[WORDS[number % 13]]
+            author=AGENTS[number % 9], kind="finding", title=words(-number, 6), body=words(number, 60), tags=[]
         )
     await store.close()
 
@@ -82,7 +98,7 @@ def feed(client: Client, agent: str, number: int) -> Awaitable[Any]:
 
 
 def search(client: Client, agent: str, number: int) -> Awaitable[Any]:
-    return client.call_tool("search", {"query": f"{WORDS[number % 13]} {WORDS[(number + 3) % 13]}", "limit": 10})
+    return client.call_tool("search", {"query": words(hash(agent) + number, 2), "limit": 10})
 
 
 def save(client: Client, agent: str, number: int) -> Awaitable[Any]:
