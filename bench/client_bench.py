@@ -39,15 +39,9 @@ sys.path.insert(0, str(ROOT))
 from client.record import read_events  # noqa: E402
 from client.servers import LaunchedServers  # noqa: E402
 from client.team import RunRequest, run_team  # noqa: E402
+from tests.client.support import QUICK_TOOLS  # noqa: E402
 
-TOOLS = [
-    "forum__*",
-    "storage__*",
-    "sandbox__write_file",
-    "sandbox__read_file",
-    "sandbox__save_snapshot",
-    "sandbox__load_snapshot",
-]
+TOOLS = QUICK_TOOLS
 USE = ["forum", "storage", "sandbox"]
 
 
