@@ -67,6 +67,13 @@ async def _tokens(args: argparse.Namespace) -> int:
 
 
 async def _manifest(args: argparse.Namespace) -> int:
+    if args.action == "docs":
+        manifest.DOCS_DIR.mkdir(parents=True, exist_ok=True)
+        for name in catalog.server_names():
+            path = manifest.DOCS_DIR / f"{name}.md"
+            path.write_text(manifest.reference(manifest.load(name)))
+            print(path)
+        return 0
     failures = 0
     with tempfile.TemporaryDirectory(prefix="aar-manifest-") as scratch:
         settings = Settings(data_dir=Path(scratch))
@@ -214,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("names", nargs="*", metavar="NAME")
 
     manifest_command = commands.add_parser("manifest", help="Write manifests/servers/*.json from the live servers.")
-    manifest_command.add_argument("action", choices=["export"])
+    manifest_command.add_argument(
+        "action", choices=["export", "docs"], help="docs: write docs/tools/NAME.md from the manifests."
+    )
     manifest_command.add_argument("--check", action="store_true", help="Only compare; exit 1 on any drift.")
 
     run = commands.add_parser(

@@ -76,3 +76,49 @@ def drift(declared: dict[str, Any], live: dict[str, Any]) -> list[str]:
             )
             problems.append(f"tool {tool!r} differs in {', '.join(fields)}")
     return problems
+
+
+DOCS_DIR = MANIFEST_DIR.parents[1] / "docs" / "tools"
+
+
+def _schema_type(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " or ".join(_schema_type(option) for option in schema["anyOf"])
+    if schema.get("type") == "array":
+        return f"list of {_schema_type(schema.get('items', {}))}"
+    if "enum" in schema:
+        return " / ".join(repr(value) for value in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    return str(schema.get("type", "object"))
+
+
+def reference(manifest: dict[str, Any]) -> str:
+    """A server's tool reference in Markdown, generated from its manifest."""
+    name = manifest["name"]
+    lines = [
+        f"# `{name}` server: tool reference",
+        "",
+        f"Generated from `manifests/servers/{name}.json` by `aar manifest docs`; do not edit.",
+        "",
+        manifest["description"],
+        "",
+        f"Run: `aar serve {name}` (stdio) or `aar serve {name} --http` (at `{manifest['launch']['http']['path']}`).",
+    ]
+    for tool in manifest["tools"]:
+        hints = tool.get("annotations", {})
+        flags = [label for key, label in (("readOnlyHint", "read-only"), ("destructiveHint", "destructive"),
+                                          ("idempotentHint", "idempotent")) if hints.get(key)]  # fmt: skip
+        lines += ["", f"## `{tool['name']}`", "", tool.get("description", ""), ""]
+        lines += [f"Annotations: {', '.join(flags) or 'none'}.", "", "| argument | type | required | description |"]
+        lines += ["|---|---|---|---|"]
+        schema = tool["inputSchema"]
+        required = set(schema.get("required", []))
+        for argument, spec in schema.get("properties", {}).items():
+            description = spec.get("description", "").replace("|", "\\|")
+            lines.append(
+                f"| `{argument}` | {_schema_type(spec)} | {'yes' if argument in required else 'no'} | {description} |"
+            )
+        returns = ", ".join(f"`{field}`" for field in tool.get("outputSchema", {}).get("properties", {}))
+        lines += ["", f"Returns: {returns}."]
+    return "\n".join(lines) + "\n"

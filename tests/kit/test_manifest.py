@@ -79,3 +79,11 @@ def test_claude_code_configs_are_valid_mcp_json(tmp_path: Path) -> None:
         )
         servers = json.loads(printed.stdout)["mcpServers"]
         assert {entry["type"] for entry in servers.values()} == {kind}
+
+
+def test_the_tool_reference_in_docs_is_generated_from_the_manifests() -> None:
+    for name in catalog.server_names():
+        path = manifest.DOCS_DIR / f"{name}.md"
+        assert path.read_text() == manifest.reference(manifest.load(name)), f"run `aar manifest docs` for {name}"
+        for tool in manifest.load(name)["tools"]:
+            assert f"## `{tool['name']}`" in path.read_text()
