@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from servers.sandbox.cgroups import Cgroup, CgroupRoot
 from servers.sandbox.isolation import Isolation, Launch
@@ -119,6 +119,7 @@ class Run:
         self._isolation = isolation
         self._workspace = workspace
         self._limits = limits
+        self._start_usage: Any = None
         self._cgroups = cgroups
         self._command = command
         self._timeout_s = timeout_s
@@ -139,6 +140,7 @@ class Run:
             if self._cgroups
             else None
         )
+        self._start_usage = await asyncio.to_thread(self._workspace.usage)
         status_read, status_write = os.pipe()
         launch: Launch | None = None
         try:
@@ -213,10 +215,15 @@ class Run:
                 await _terminate(process, launch, exited, grace_s=0)
 
     async def _workspace_limit(self) -> Limit | None:
+        """The workspace limit this run breaks: over it, and grown since the run started.
+
+        A workspace already over its limit must still let a cleanup (`rm`) run.
+        """
         usage = await asyncio.to_thread(self._workspace.usage)
-        if usage.bytes > self._limits.workspace_mib * MIB:
+        start = self._start_usage
+        if usage.bytes > self._limits.workspace_mib * MIB and usage.bytes > start.bytes:
             return Limit.WORKSPACE_SIZE
-        if usage.files > self._limits.workspace_max_files:
+        if usage.files > self._limits.workspace_max_files and usage.files > start.files:
             return Limit.WORKSPACE_FILES
         return None
 

@@ -296,3 +296,11 @@ async def test_fake_project_api_is_importable_but_nothing_else(sandbox: Sandbox)
     assert "method-ok api-ok" in result.stdout
     assert "No module named 'servers.pgr'" in result.stdout
     assert result.stdout.splitlines()[-2:] == ["api.py", "methods"]
+
+
+async def test_a_workspace_over_its_limit_still_lets_a_slow_cleanup_run(sandbox: Sandbox) -> None:
+    filled = await sandbox.exec("alice", "for i in $(seq 100); do head -c 10M /dev/zero > part$i.bin; done; sleep 5")
+    assert filled.limit_hit is Limit.WORKSPACE_SIZE, filled
+    cleanup = await sandbox.exec("alice", "sleep 2.5; rm -f part*.bin; echo cleaned")
+    assert cleanup.limit_hit is None and cleanup.stdout == "cleaned\n", cleanup
+    await sandbox.write_file("alice", "after.txt", "fits again")
