@@ -21,7 +21,8 @@ from client.bridge import ToolBridge, ToolOutcome
 from client.context import compacted_head, kept_turns, summary_request
 from client.costs import Price, cost
 from client.manifest import Budget, Context
-from client.record import INTERRUPTED, TERMINAL_STOPS, AgentLog, AgentProgress
+from client.record import INTERRUPTED, AgentLog, AgentProgress, is_terminal
+from client.steering import AgentControl
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Agent:
     progress: AgentProgress
     team: TeamView
     status: AgentStatus = field(default_factory=AgentStatus)
+    control: AgentControl = field(default_factory=AgentControl)
     _open_turn: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
     _states: dict[str, str | None] = field(default_factory=dict)
     """Last state seen of each submission (a poll that finds no change is not recorded)."""
@@ -93,8 +95,12 @@ class Agent:
 
     async def run(self) -> None:
         """Work until a budget, the deadline, a crash or an interrupt ends it; then collect queued scores."""
-        if self.progress.stop_reason in TERMINAL_STOPS:
+        if is_terminal(self.progress.stop_reason):
             self.status.state = f"stopped: {self.progress.stop_reason}"
+            return
+        if self.control.stop_reason is not None:
+            self._record("session", model=self.config.model, resumed=True)
+            self._stop(self.control.stop_reason)
             return
         resumed = bool(self.progress.messages)
         self._record("session", model=self.config.model, resumed=resumed)
@@ -135,17 +141,33 @@ class Agent:
     async def _work(self) -> str:
         clock = self.team.clock
         while True:
-            reason = self._spent()
+            reason = self.control.stop_reason or self._spent()
             if reason is not None:
                 return reason
             with anyio.CancelScope(deadline=clock.loop_deadline()) as scope:
+                self.control.turn_scope = scope
                 try:
-                    await self._turn()
+                    await self._wait_while_paused()
+                    if self.control.stop_reason is None:
+                        await self._turn()
                 except StopAgent as stop:
                     return str(stop)
+                finally:
+                    self.control.turn_scope = None
             if scope.cancelled_caught:
                 self._close_open_turn()
-                return "deadline"
+                return self.control.stop_reason or "deadline"
+
+    async def _wait_while_paused(self) -> None:
+        """Between turns: wait while a person has this agent paused (the deadline still runs)."""
+        if self.control.paused_by is None:
+            return
+        self._record("steering", action="paused", by=self.control.paused_by)
+        self.status.state, self.status.tool, self.status.note = "paused", "", f"by {self.control.paused_by}"
+        await self.control.wait_while_paused()
+        self.status.note = ""
+        if self.control.stop_reason is None:
+            self._record("steering", action="resumed")
 
     def _spent(self) -> str | None:
         if self.team.clock.expired():

@@ -153,6 +153,7 @@ def _run_team(args: argparse.Namespace) -> int:
     if args.unsafe_no_isolation:
         overrides["servers.unsafe_no_isolation"] = True
     request = RunRequest(
+        console=None if args.no_console else _console_options(args),
         manifest=args.manifest,
         resume=args.resume,
         overrides=overrides,
@@ -173,7 +174,65 @@ def _run_team(args: argparse.Namespace) -> int:
             print(f"interrupted; continue with: aar run --resume {request.run_dir.path}")
         return 130
     print(result.text, end="")
+    print(f"browse this run in the lab console: aar console {result.run_dir.path}")
     return 0
+
+
+def _console_options(args: argparse.Namespace) -> Any:
+    from client.console.serve import ConsoleOptions
+
+    operators = [validate_agent_name(name) for name in args.operator] if args.operator else [_local_user()]
+    return ConsoleOptions(host=args.console_host, port=args.console_port, operators=operators)
+
+
+def _console(args: argparse.Namespace) -> int:
+    """Serve the console of a run directory until Ctrl-C."""
+    from client.console.app import create_console
+    from client.console.run import RunView
+    from client.console.serve import console_running
+    from client.record import RunDir
+
+    try:
+        view = RunView(RunDir.existing(args.run_dir))
+    except FileNotFoundError as error:
+        print(
+            f"error: {error}; give a directory that `aar run` made (they are under AAR_DATA_DIR/runs)", file=sys.stderr
+        )
+        return 2
+
+    async def serve() -> None:
+        options = _console_options(args)
+        async with console_running(
+            lambda access: create_console(view, access), options, lambda line: print(line, flush=True)
+        ):
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _add_console_options(parser: argparse.ArgumentParser, host_flag: str, port_flag: str) -> None:
+    from client.console.serve import DEFAULT_PORT
+
+    parser.add_argument(
+        host_flag,
+        dest="console_host",
+        default="127.0.0.1",
+        help="Console bind address (default 127.0.0.1; any other address requires a token per operator).",
+    )
+    parser.add_argument(
+        port_flag, dest="console_port", type=int, default=DEFAULT_PORT, help=f"Console port (default {DEFAULT_PORT})."
+    )
+    parser.add_argument(
+        "--operator",
+        action="append",
+        metavar="NAME",
+        help="Who steers (recorded with every action); repeat for several people, each gets a token off loopback."
+        " Default: the local user.",
+    )
 
 
 def _baselines(args: argparse.Namespace) -> int:
@@ -258,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Launch the sandbox WITHOUT bubblewrap (never with untrusted agents).",
     )
 
+    run.add_argument("--no-console", action="store_true", help="Do not serve the web console during the run.")
+    _add_console_options(run, "--console-host", "--console-port")
+
+    console = commands.add_parser("console", help="Serve the web console of a run directory (finished or running).")
+    console.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _add_console_options(console, "--host", "--port")
+
     pgr = commands.add_parser("pgr", help="The W2S testbed: `aar pgr baselines` prints the baseline PGR table.")
     pgr.add_argument("action", choices=["baselines"])
     pgr.add_argument("--seeds", type=int, default=5, help="Seeds 0..N-1 (default 5).")
@@ -295,6 +361,8 @@ def _run(args: argparse.Namespace) -> int:
         return _run_team(args)
     if args.command == "pgr":
         return _baselines(args)
+    if args.command == "console":
+        return _console(args)
     return _desktop_config(args)
 
 

@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from client.costs import Usage
+from client.steering import STOPPED_BY
 
 logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: the run stopped during this call, which may or may not have taken effect; check first"
 
-TERMINAL_STOPS = ("done",)
-"""Stop reasons after which a resumed run does not wake the agent again."""
+
+def is_terminal(stop_reason: str | None) -> bool:
+    """Whether a resumed run leaves the agent stopped: it said it was done, or a person stopped it."""
+    return stop_reason is not None and (stop_reason == "done" or stop_reason.startswith(STOPPED_BY))
 
 
 class RunDir:
@@ -56,6 +59,11 @@ class RunDir:
     def servers_dir(self) -> Path:
         """Data of the servers this run launches."""
         return self.path / "servers"
+
+    @property
+    def steering_path(self) -> Path:
+        """The log of every action a person took in the console (see `client.steering`)."""
+        return self.path / "steering.jsonl"
 
     def agent_log_path(self, agent: str) -> Path:
         return self.path / "agents" / f"{agent}.jsonl"

@@ -26,11 +26,15 @@ from client.backends import BackendChoice, choose_backend
 from client.backends.anthropic import MessagesBackend
 from client.bridge import ToolBridge
 from client.budget import RunClock, describe_left
+from client.console.app import create_console
+from client.console.run import LiveTeam, RunView
+from client.console.serve import ConsoleOptions, console_running
 from client.manifest import RunManifest, ToolCatalogue, load_manifest, manifest_from_dict, resolve_manifest_path
 from client.record import AgentLog, AgentProgress, RunDir, read_events
 from client.scripted.faults import FaultPlan
 from client.scripted.server import serve_in_thread
 from client.servers import LaunchedServers, ServerSet, connected_servers
+from client.steering import ActionLog, TeamControls
 from client.summary import build_summary, write_summary
 from client.view import live_view, render_text, status_table, summary_table
 
@@ -55,6 +59,8 @@ class RunRequest:
     faults: FaultPlan | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     announce: Callable[[str], None] = print
+    console: ConsoleOptions | None = None
+    """Serve the lab console while the team works (None: no console)."""
     run_dir: RunDir | None = None
     """Set once the run directory exists (so an interrupted caller can still find the summary)."""
 
@@ -111,10 +117,16 @@ async def run_team(request: RunRequest) -> RunResult:
     names = [agent.name for agent in manifest.agents]
     progresses = {name: AgentProgress.from_events(read_events(run_dir.agent_log_path(name))) for name in names}
     statuses = {name: AgentStatus() for name in names}
+    controls = TeamControls(ActionLog(run_dir.steering_path), names)
     session = {"started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "backend": choice.kind}
     info["sessions"].append(session)
     interrupted = False
     async with contextlib.AsyncExitStack() as stack:
+        if request.console is not None:
+            view = RunView(run_dir, LiveTeam(statuses, controls))
+            await stack.enter_async_context(
+                console_running(lambda access: create_console(view, access), request.console, request.announce)
+            )
         servers = await _servers(manifest, run_dir, names, request.environ, stack, session)
         run_dir.write_info(info)
         await _await_pgr(servers, names[0], catalogue, request.announce)
@@ -149,6 +161,7 @@ async def run_team(request: RunRequest) -> RunResult:
                 progress=progresses[name],
                 team=team,
                 status=statuses[name],
+                control=controls.agents[name],
             )
             for name in names
         ]

@@ -5,10 +5,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(git bubblewrap wordnet-base)
+# Headless Chromium and its driver: only the console's browser tests use them.
+TEST_PACKAGES=(chromium chromium-driver)
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
+missing_test=()
+if command -v dpkg >/dev/null; then
+  for package in "${TEST_PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing_test+=("$package")
+  done
+fi
+if [ ${#missing_test[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    missing+=("${missing_test[@]}")
+  else
+    echo "setup: the browser tests need ${missing_test[*]} (sudo apt-get install ${missing_test[*]})" >&2
+  fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: installing system packages: ${missing[*]}" >&2

@@ -48,13 +48,16 @@ class Settings(BaseSettings):
     )
 
     pgr_tasks_dir: Path | None = Field(default=None, description="Task packs to score (default: the shipped ones).")
-    w2s_cache_dir: Path | None = Field(default=None, description="Feature and baseline cache (default DATA_DIR/w2s-cache).")
+    w2s_cache_dir: Path | None = Field(
+        default=None, description="Feature and baseline cache (default DATA_DIR/w2s-cache)."
+    )
     pgr_seeds: int = Field(default=5, ge=1, le=50, description="Seeds per task in an official submission.")
     pgr_evaluations_per_hour: int = Field(default=20, ge=0, description="Quick validation scores per agent per hour.")
     pgr_submissions_per_hour: int = Field(default=6, ge=0, description="Official submissions per agent per hour.")
     pgr_submission_timeout_s: float = Field(default=1800, gt=0, description="Wall clock of one submission's run.")
     pgr_control_margin: float = Field(
-        default=0.1, description="Flag a method whose PGR drops by less than this when its teacher's labels are shuffled."
+        default=0.1,
+        description="Flag a method whose PGR drops by less than this when its teacher's labels are shuffled.",
     )
 
     @property

@@ -173,8 +173,8 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
 
     async def budget(state: PgrState, agent: str) -> Budget:
         since = time.time() - HOUR
-        evaluations = await state.store.count_since("evaluations", agent, since, kind="quick")
-        submissions = await state.store.count_since("submissions", agent, since)
+        evaluations = await state.store.count_evaluations(agent, "quick", since)
+        submissions = await state.store.count_submissions(agent, since)
         return Budget(
             evaluations_per_hour=settings.pgr_evaluations_per_hour,
             evaluations_left=max(0, settings.pgr_evaluations_per_hour - evaluations),

@@ -112,17 +112,18 @@ class PgrStore:
                 ),
             )
 
-    async def count_since(self, table: str, agent: str, since: float, kind: str | None = None) -> int:
-        """How many quick evaluations (`evaluations`) or submissions an agent made since `since`."""
-        if table == "evaluations":
-            row = await self._database.fetch_one(
-                "SELECT count(*) AS n FROM evaluations WHERE agent = ? AND kind = ? AND created_at >= ?",
-                (agent, kind, since),
-            )
-        else:
-            row = await self._database.fetch_one(
-                "SELECT count(*) AS n FROM submissions WHERE agent = ? AND created_at >= ?", (agent, since)
-            )
+    async def count_evaluations(self, agent: str, kind: str, since: float) -> int:
+        """How many evaluations of one kind (quick, refused, ...) an agent made since `since`."""
+        row = await self._database.fetch_one(
+            "SELECT count(*) AS n FROM evaluations WHERE agent = ? AND kind = ? AND created_at >= ?",
+            (agent, kind, since),
+        )
+        return int(row["n"]) if row else 0
+
+    async def count_submissions(self, agent: str, since: float) -> int:
+        row = await self._database.fetch_one(
+            "SELECT count(*) AS n FROM submissions WHERE agent = ? AND created_at >= ?", (agent, since)
+        )
         return int(row["n"]) if row else 0
 
     async def create_submission(self, *, agent: str, snapshot: str, entry_point: str, total: int) -> dict[str, Any]:
@@ -160,6 +161,24 @@ class PgrStore:
             await connection.execute(
                 f"UPDATE submissions SET {assignments} WHERE id = ?", (*fields.values(), submission_id)
             )
+
+    async def quarantine(self, submission_id: str, by: str) -> dict[str, Any]:
+        """Take a scored submission off the leaderboard on a person's word; raises ValueError if it cannot be."""
+        async with self._database.transaction() as connection:
+            cursor = await connection.execute(
+                "UPDATE submissions SET state = 'quarantined', quarantined_by = ?"
+                " WHERE id = ? AND state IN ('done', 'flagged')",
+                (by, submission_id),
+            )
+            changed = cursor.rowcount
+        submission = await self.submission(submission_id)
+        if submission is None:
+            raise ValueError(f"no submission {submission_id!r}")
+        if not changed and submission["state"] != "quarantined":
+            raise ValueError(
+                f"submission {submission_id} is {submission['state']}: only scored ones can be quarantined"
+            )
+        return submission
 
     async def queue_position(self, submission_id: str) -> int:
         row = await self._database.fetch_one(

@@ -1,0 +1,213 @@
+"""The console over real HTTP: who may use it, and every action it takes (good input, bad input, nothing lost)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from client.console.run import RunView
+from servers.forum.store import ForumStore
+from servers.pgr.store import PgrStore
+from tests.console.support import form_secret, live_view, make_run, request, serving
+
+pytestmark = pytest.mark.anyio
+
+
+def _rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as connection:
+        return connection.execute(sql).fetchall()
+
+
+async def test_every_page_renders_a_finished_run(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    view = RunView(run_dir)
+    submission = view.servers.leaderboard()[0]["id"]
+    async with serving(view) as base:
+        for path, expected in (
+            ("/", "alpha&#39;s direction"),
+            ("/pgr", f'data-submission="{submission}"'),
+            ("/leaderboard", f"/submissions/{submission}"),
+            (f"/submissions/{submission}", "control PGR"),
+            ("/forum", "Confidence loss helps"),
+            ("/forum?q=auxiliary", "Confidence loss helps"),
+            ("/forum?author=beta", "0 posts"),
+            ("/forum/threads/1", "The auxiliary confidence term"),
+            ("/transcripts", "alpha"),
+            ("/transcripts/alpha", "kickoff for alpha"),
+            ("/integrity", "budget spent"),
+        ):
+            status, body, _ = await _get(base + path)
+            assert status == 200, (path, body[:500])
+            assert expected in body, path
+
+
+async def test_unknown_things_are_clear_404s(tmp_path: Path) -> None:
+    view = RunView(await make_run(tmp_path))
+    async with serving(view) as base:
+        for path, message in (
+            ("/submissions/sub_nope", "no submission"),
+            ("/transcripts/nobody", "no agent"),
+            ("/forum/threads/999", "no post 999"),
+            ("/transcripts/alpha?page=x", "page must be a number"),
+            ("/snapshots/HEAD", "hexadecimal"),
+            ("/snapshots/0123456789abcdef", "no snapshot repository"),
+        ):
+            status, body, _ = await _get(base + path)
+            assert status in (400, 404) and message in body, path
+        status, body, _ = await _get(base + "/forum?q=%2A%2A")
+        assert status == 400 and "no words to search for" in body
+
+
+async def test_loopback_refuses_a_foreign_host_header(tmp_path: Path) -> None:
+    view = RunView(await make_run(tmp_path))
+    async with serving(view) as base:
+        status, body, _ = await _get(base + "/", {"Host": "attacker.example:8710"})
+        assert status == 403 and "loopback" in body
+
+
+async def test_off_loopback_every_request_needs_an_operator_token(tmp_path: Path) -> None:
+    view = RunView(await make_run(tmp_path))
+    lines: list[str] = []
+    from client.console.app import create_console
+    from client.console.serve import ConsoleOptions, console_running
+
+    options = ConsoleOptions(host="0.0.0.0", port=0, operators=["ada", "grace"])
+    async with console_running(lambda access: create_console(view, access), options, lines.append) as port:
+        base = f"http://127.0.0.1:{port}"
+        assert len(lines) == 2 and all("?token=" in line for line in lines)
+        status, body, _ = await _get(base + "/")
+        assert status == 403 and "token" in body
+        status, _, _ = await _get(base + "/?token=wrong")
+        assert status == 403
+        grace = next(line for line in lines if "(grace)" in line).split("token=")[1].split()[0]
+        status, _, headers = await _get(f"{base}/?token={grace}")
+        assert status == 303 and "aar_console=" in headers["set-cookie"] and "HttpOnly" in headers["set-cookie"]
+        cookie = headers["set-cookie"].split(";")[0]
+        status, body, _ = await _get(base + "/", {"Cookie": cookie})
+        assert status == 200 and "signed in as grace" in body
+        status, body, _ = await _get(base + "/api/team", {"Authorization": f"Bearer {grace}"})
+        assert status == 200 and '"rows"' in body
+
+
+async def test_a_form_without_the_console_secret_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    view = live_view(run_dir)
+    forum = run_dir.servers_dir / "forum.sqlite"
+    before = _rows(forum, "SELECT * FROM posts")
+    async with serving(view) as base:
+        for path, form in (
+            ("/forum/posts", {"kind": "note", "title": "t", "body": "b"}),
+            ("/agents/alpha/pause", {}),
+            ("/submissions/x/quarantine", {"reason": "r"}),
+        ):
+            status, body, _ = await _post(base + path, {**form, "form_secret": "forged"})
+            assert status == 403 and "did not come from this console" in body
+    assert _rows(forum, "SELECT * FROM posts") == before
+    assert view.actions.entries() == [] and view.live is not None
+    assert view.live.controls.agents["alpha"].paused_by is None
+
+
+async def test_a_human_post_reaches_the_agents_feed_and_the_steering_log(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    view = RunView(run_dir)
+    async with serving(view) as base:
+        secret = form_secret((await _get(base + "/forum"))[1])
+        status, _, headers = await _post(
+            base + "/forum/posts",
+            {"form_secret": secret, "kind": "idea", "title": "Try label smoothing", "body": "On the negation task.",
+             "tags": "smoothing, negation"},
+        )  # fmt: skip
+        assert status == 303 and headers["location"].startswith("/forum/threads/")
+        status, body, _ = await _get(base + headers["location"])
+        assert "Try label smoothing" in body and "human:ada" in body
+    forum = await ForumStore.open(run_dir.servers_dir / "forum.sqlite")
+    feed = await forum.feed(since=0, limit=50, tag=None, kind=None, author=None)
+    await forum.close()
+    mine = [post for post in feed.posts if post.author == "human:ada"]
+    assert len(mine) == 1 and mine[0].tags == ["negation", "smoothing"] and mine[0].kind == "idea"
+    [entry] = view.actions.entries()
+    assert entry["by"] == "ada" and entry["action"] == "post" and entry["detail"] == "Try label smoothing"
+
+
+async def test_a_bad_human_post_says_what_is_wrong_keeps_the_text_and_stores_nothing(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    view = RunView(run_dir)
+    forum = run_dir.servers_dir / "forum.sqlite"
+    before = _rows(forum, "SELECT * FROM posts")
+    async with serving(view) as base:
+        secret = form_secret((await _get(base + "/forum"))[1])
+        for form, problem in (
+            ({"kind": "note", "title": "", "body": "kept body text"}, "title"),
+            ({"kind": "rant", "title": "A title", "body": "kept body text"}, "kind"),
+            ({"kind": "note", "title": "A title", "body": "kept body text", "tags": "Not A Tag"}, "tags"),
+        ):
+            status, body, _ = await _post(base + "/forum/posts", {"form_secret": secret, **form})
+            assert status == 400 and "not posted" in body and problem in body
+            assert "kept body text" in body
+    assert _rows(forum, "SELECT * FROM posts") == before and view.actions.entries() == []
+
+
+async def test_quarantine_takes_a_scored_submission_off_the_leaderboard_and_records_who(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    view = RunView(run_dir)
+    [official] = view.servers.leaderboard()
+    queued = next(s for s in view.servers.submissions() if s["state"] == "queued")
+    async with serving(view) as base:
+        secret = form_secret((await _get(f"{base}/submissions/{official['id']}"))[1])
+        status, body, _ = await _post(f"{base}/submissions/{official['id']}/quarantine", {"form_secret": secret})
+        assert status == 400 and "say why" in body
+        status, body, _ = await _post(
+            f"{base}/submissions/{queued['id']}/quarantine", {"form_secret": secret, "reason": "looks odd"}
+        )
+        assert status == 400 and "only scored submissions" in body
+        assert view.actions.entries() == []
+        status, _, _ = await _post(
+            f"{base}/submissions/{official['id']}/quarantine", {"form_secret": secret, "reason": "read the test labels"}
+        )
+        assert status == 303
+        body = (await _get(base + "/integrity"))[1]
+        assert official["id"] in body.split('id="quarantined"')[1].split("</section>")[0]
+        assert official["id"] not in (await _get(base + "/leaderboard"))[1]
+    store = await PgrStore.open(run_dir.servers_dir / "pgr.sqlite")
+    assert await store.leaderboard(10) == []  # the PGR server's own leaderboard drops it too
+    quarantined = await store.submission(official["id"])
+    await store.close()
+    assert quarantined is not None and quarantined["state"] == "quarantined" and quarantined["quarantined_by"] == "ada"
+    [entry] = view.actions.entries()
+    assert (entry["by"], entry["action"], entry["target"], entry["detail"]) == (
+        "ada", "quarantine", official["id"], "read the test labels",
+    )  # fmt: skip
+
+
+async def test_agents_are_steered_only_where_the_team_runs(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    async with serving(RunView(run_dir)) as base:
+        secret = form_secret((await _get(base + "/forum"))[1])
+        status, body, _ = await _post(base + "/agents/alpha/pause", {"form_secret": secret})
+        assert status == 409 and "not live here" in body
+    view = live_view(run_dir)
+    async with serving(view) as base:
+        secret = form_secret((await _get(base + "/"))[1])
+        status, body, _ = await _post(base + "/agents/nobody/pause", {"form_secret": secret})
+        assert status == 404 and "no agent &#39;nobody&#39;" in body
+        status, body, _ = await _post(base + "/agents/alpha/explode", {"form_secret": secret})
+        assert status == 404 and "unknown action" in body
+        status, _, _ = await _post(base + "/agents/alpha/pause", {"form_secret": secret})
+        assert status == 303
+        assert 'action="/agents/alpha/resume"' in (await _get(base + "/"))[1]
+    assert view.live is not None and view.live.controls.agents["alpha"].paused_by == "ada"
+    assert [(e["by"], e["action"], e["target"]) for e in view.actions.entries()] == [("ada", "pause", "alpha")]
+
+
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+    import anyio
+
+    return await anyio.to_thread.run_sync(lambda: request(url, headers=headers))
+
+
+async def _post(url: str, form: dict[str, str]) -> tuple[int, str, dict[str, str]]:
+    import anyio
+
+    return await anyio.to_thread.run_sync(lambda: request(url, form=form))
