@@ -42,6 +42,7 @@ HERE = Path(__file__).parent
 HUMAN_PREFIX = "human:"
 """Authors of posts a person wrote in the console (agent names cannot contain ':')."""
 QUARANTINABLE = ("done", "flagged", "quarantined")
+FORUM_PAGE = 50
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{7,40}")
 T = TypeVar("T")
 
@@ -203,18 +204,31 @@ def create_console(view: RunView, access: Access) -> Starlette:
         return page(request, "snapshot.html", snapshot=found, diff=diff)
 
     async def forum(request: Request, error: str = "", draft: dict[str, str] | None = None) -> Response:
+        """Threads by latest activity; with a search or a filter, the matching posts instead."""
         params = request.query_params
         filters = {key: params.get(key) or None for key in ("kind", "tag", "author")}
         query = params.get("q", "").strip()
         try:
-            posts = await off_loop(lambda: view.servers.posts(query=query or None, **filters))
+            offset = max(0, int(params.get("offset", 0)))
+        except ValueError:
+            raise HTTPException(400, "offset must be a number") from None
+        threads = not query and not any(filters.values())
+        try:
+            if threads:
+                posts = await off_loop(lambda: view.servers.threads(limit=FORUM_PAGE, offset=offset))
+            else:
+                found = view.servers.posts
+                posts = await off_loop(lambda: found(query=query or None, limit=FORUM_PAGE, offset=offset, **filters))
         except ToolInputError as problem:
             posts, error = [], str(problem)
         facets = await off_loop(view.servers.forum_facets)
         status_code = 400 if error else 200
+        newer = f"?{request.url.include_query_params(offset=max(0, offset - FORUM_PAGE)).query}" if offset else None
+        more = len(posts) == FORUM_PAGE
+        older = f"?{request.url.include_query_params(offset=offset + FORUM_PAGE).query}" if more else None
         return page(
-            request, "forum.html", status_code, posts=posts, query=query, filters=filters, facets=facets,
-            error=error, draft=draft or {}, kinds=get_args(PostKind),
+            request, "forum.html", status_code, posts=posts, threads=threads, query=query, filters=filters,
+            facets=facets, newer=newer, older=older, error=error, draft=draft or {}, kinds=get_args(PostKind),
         )  # fmt: skip
 
     async def thread(request: Request) -> Response:

@@ -74,6 +74,7 @@ class ServerData:
         tag: str | None = None,
         author: str | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Posts newest first, or best match first for a full-text `query`, with the filters applied.
 
@@ -91,13 +92,23 @@ class ServerData:
             where = " AND ".join(["posts_fts MATCH ?", *clauses])
             sql = (
                 f"SELECT {_POST_COLUMNS}, snippet(posts_fts, -1, '[', ']', '…', 16) AS snippet"
-                f" FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid WHERE {where} ORDER BY bm25(posts_fts) LIMIT ?"
+                f" FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid WHERE {where}"
+                " ORDER BY bm25(posts_fts) LIMIT ? OFFSET ?"
             )
             params = [fts_query(query), *params]
         else:
             where = " AND ".join(clauses) or "1"
-            sql = f"SELECT {_POST_COLUMNS} FROM posts p WHERE {where} ORDER BY p.id DESC LIMIT ?"
-        return [_post(row) for row in self._rows(FORUM_FILE, sql, [*params, limit])]
+            sql = f"SELECT {_POST_COLUMNS} FROM posts p WHERE {where} ORDER BY p.id DESC LIMIT ? OFFSET ?"
+        return [_post(row) for row in self._rows(FORUM_FILE, sql, [*params, limit, offset])]
+
+    def threads(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Threads (their first posts) with their reply counts, most recently active first."""
+        sql = (
+            f"SELECT {_POST_COLUMNS}, count(r.id) AS replies, max(coalesce(r.created_at, p.created_at)) AS active_at"
+            " FROM posts p LEFT JOIN posts r ON r.thread_id = p.id AND r.id != p.id WHERE p.parent_id IS NULL"
+            " GROUP BY p.id ORDER BY active_at DESC LIMIT ? OFFSET ?"
+        )
+        return [_post(row) for row in self._rows(FORUM_FILE, sql, [limit, offset])]
 
     def thread(self, post_id: int) -> list[dict[str, Any]]:
         """The whole thread `post_id` belongs to, first post first; empty if there is no such post."""

@@ -211,3 +211,21 @@ async def _post(url: str, form: dict[str, str]) -> tuple[int, str, dict[str, str
     import anyio
 
     return await anyio.to_thread.run_sync(lambda: request(url, form=form))
+
+
+async def test_the_forum_lists_threads_by_activity_and_pages_through_them(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    forum = await ForumStore.open(run_dir.servers_dir / "forum.sqlite")
+    for number in range(60):
+        await forum.create_post(author="beta", kind="note", title=f"note {number}", body="body", tags=[])
+    await forum.create_post(author="beta", kind="reply", title="re", body="agreed", tags=[], parent_id=1)
+    await forum.close()
+    async with serving(RunView(run_dir)) as base:
+        first = (await _get(base + "/forum"))[1]
+        assert first.count("<tr data-post=") == 50
+        assert first.index("Confidence loss helps") < first.index("note 59")  # its new reply makes it the latest
+        older = first.split('rel="next">')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+        second = (await _get(base + "/forum" + older))[1]
+        assert second.count("<tr data-post=") == 11 and 'rel="next"' not in second and 'rel="prev"' in second
+        filtered = (await _get(base + "/forum?author=beta&offset=50"))[1]
+        assert filtered.count('<article class="post') == 11  # 61 posts by beta, 50 a page
