@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     sandbox_gpu_devices: list[str] = Field(
         default_factory=list, description='GPU device nodes to share between jobs, e.g. ["/dev/nvidia0"].'
     )
+    sandbox_model_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Host folders of staged model weights (task packs with local models), read-only at the same"
+        ' path inside every sandbox, e.g. ["/models"].',
+    )
     sandbox_unsafe_no_isolation: bool = Field(
         default=False, description="Run commands WITHOUT bubblewrap. Never with untrusted agents."
     )

@@ -69,7 +69,7 @@ def _state(ctx: Context) -> SandboxState:
 
 
 def sandbox_config(settings: Settings) -> SandboxConfig:
-    """The sandbox service configuration that `settings` describe (limits overrides, GPUs)."""
+    """The sandbox service configuration that `settings` describe (limits overrides, GPUs, model folders)."""
     try:
         limits = SandboxLimits(**settings.sandbox_limits)
     except TypeError as error:
@@ -79,6 +79,7 @@ def sandbox_config(settings: Settings) -> SandboxConfig:
         data_dir=settings.data_dir,
         limits=limits,
         gpu_devices=tuple(settings.sandbox_gpu_devices),
+        extra_ro_paths=tuple(str(path) for path in settings.sandbox_model_dirs),
         mounts=((str(settings.public_tasks_dir), "/tasks"),),
     )
 

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from servers.kit.settings import Settings
 from servers.sandbox import IsolationUnavailableError, Sandbox, SandboxConfig
 from servers.sandbox.gpu import GpuPool
+from servers.sandbox.server import sandbox_config
 from servers.sandbox.view import view_args
+from tests.sandbox.support import TEST_LIMITS
 
 pytestmark = pytest.mark.anyio
 
@@ -98,3 +101,18 @@ async def test_one_service_per_data_directory(sandbox: Sandbox, config: SandboxC
     with pytest.raises(RuntimeError, match="already uses"):
         await Sandbox.open(config)
     assert oct(config.root.stat().st_mode & 0o777) == "0o700"  # other host users cannot reach the workspaces
+
+
+async def test_staged_model_folders_are_readable_and_read_only_inside(tmp_path: Path, project: Path) -> None:
+    models = tmp_path / "models" / "qwen3-4b-base"
+    models.mkdir(parents=True)
+    (models / "config.json").write_text('{"model_type": "qwen3"}')
+    settings = Settings(data_dir=tmp_path / "data", sandbox_model_dirs=[tmp_path / "models"])
+    config = replace(sandbox_config(settings), project_root=project, limits=TEST_LIMITS)
+    service = await Sandbox.open(config)
+    try:
+        result = await service.exec("alice", f"cat {models}/config.json && touch {models}/x")
+    finally:
+        await service.close()
+    assert '"qwen3"' in result.stdout and "Read-only file system" in result.stderr
+    assert not (models / "x").exists()
