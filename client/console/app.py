@@ -9,6 +9,7 @@ bad form, shows the page again with what was wrong and the text as typed).
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -111,6 +112,7 @@ def create_console(view: RunView, access: Access) -> Starlette:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["iso"] = iso
     templates.env.filters["pgr"] = lambda value: "–" if value is None else f"{value:.2f}"
+    templates.env.filters["pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)  # autoescaped
     writers = Writers(view.run_dir.servers_dir)
 
     async def off_loop(function: Callable[..., T], *args: Any) -> T:

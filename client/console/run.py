@@ -83,7 +83,7 @@ class RunView:
                 doing = status.tool or status.note
             else:
                 state = "paused" if activity.paused else ("stopped" if progress.stop_reason else "working")
-                doing = activity.doing
+                doing = progress.stop_reason or activity.doing
             control = self.live.controls.agents.get(name) if self.live else None
             rows.append(
                 {

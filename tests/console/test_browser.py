@@ -24,6 +24,8 @@ from client.team import RunRequest, RunResult, run_team
 from tests.console.support import chromium, events, have_chromium, screenshot, serving
 from tests.support import TEST_SETTINGS
 
+STOPPED = ("stopped", "awaiting scores")
+"""States of a stopped agent (one with a submission in the queue waits, bounded, for its official score)."""
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
@@ -93,7 +95,7 @@ def drive_live_console(base: str, run_dir: Path) -> None:
 
         _click(driver, 'tr[data-agent="combine"] button[name="stop"]')
         driver.switch_to.alert.accept()
-        _wait("combine to stop", lambda: _row(driver, "combine")["state"].startswith("stopped"), 120)
+        _wait("combine to stop", lambda: _row(driver, "combine")["state"].startswith(STOPPED), 120)
 
         with sqlite3.connect(run_dir / "servers" / "forum.sqlite") as forum:
             post_id, title = forum.execute("SELECT id, title FROM posts WHERE kind = 'claim' LIMIT 1").fetchone()
@@ -119,7 +121,7 @@ def drive_live_console(base: str, run_dir: Path) -> None:
         for agent in ("elicit", "reweight"):
             _click(driver, f'tr[data-agent="{agent}"] button[name="stop"]')
             driver.switch_to.alert.accept()
-            _wait(f"{agent} to stop", lambda a=agent: _row(driver, a)["state"].startswith("stopped"), 120)
+            _wait(f"{agent} to stop", lambda a=agent: _row(driver, a)["state"].startswith(STOPPED), 120)
 
 
 def check_finished_run(base: str, run_dir: Path) -> None:

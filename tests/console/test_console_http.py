@@ -229,3 +229,22 @@ async def test_the_forum_lists_threads_by_activity_and_pages_through_them(tmp_pa
         assert second.count("<tr data-post=") == 11 and 'rel="next"' not in second and 'rel="prev"' in second
         filtered = (await _get(base + "/forum?author=beta&offset=50"))[1]
         assert filtered.count('<article class="post') == 11  # 61 posts by beta, 50 a page
+
+
+async def test_what_agents_write_is_shown_as_text_never_run_as_markup(tmp_path: Path) -> None:
+    """Agents are untrusted: a script in a post or a tool call must not run in the operator's browser."""
+    run_dir = await make_run(tmp_path)
+    attack = "<script>fetch('/agents/alpha/stop', {method: 'POST'})</script><img src=x onerror=alert(1)>"
+    forum = await ForumStore.open(run_dir.servers_dir / "forum.sqlite")
+    await forum.create_post(author="beta", kind="note", title=attack, body=attack, tags=[])
+    await forum.close()
+    from client.record import AgentLog
+
+    log = AgentLog(run_dir.agent_log_path("beta"))
+    log.write("message", role="assistant", content=[{"type": "text", "text": attack}])
+    log.close()
+    async with serving(RunView(run_dir)) as base:
+        for path in ("/", "/forum", "/forum?q=fetch", "/forum/threads/2", "/transcripts/beta"):
+            body = (await _get(base + path))[1]
+            assert "&lt;script&gt;" in body or "&lt;img" in body, path
+            assert "<script>fetch" not in body and "<img src=x" not in body, path
