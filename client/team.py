@@ -118,18 +118,25 @@ async def run_team(request: RunRequest) -> RunResult:
     progresses = {name: AgentProgress.from_events(read_events(run_dir.agent_log_path(name))) for name in names}
     statuses = {name: AgentStatus() for name in names}
     controls = TeamControls(ActionLog(run_dir.steering_path), names)
+    live = LiveTeam(statuses, controls)
+
+    def announce(line: str) -> None:
+        """Say it on the terminal and on the console's team page."""
+        request.announce(line)
+        live.notes.append(line)
+
     session = {"started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "backend": choice.kind}
     info["sessions"].append(session)
     interrupted = False
     async with contextlib.AsyncExitStack() as stack:
         if request.console is not None:
-            view = RunView(run_dir, LiveTeam(statuses, controls))
+            view = RunView(run_dir, live)
             await stack.enter_async_context(
                 console_running(lambda access: create_console(view, access), request.console, request.announce)
             )
         servers = await _servers(manifest, run_dir, names, request.environ, stack, session)
         run_dir.write_info(info)
-        await _await_pgr(servers, names[0], catalogue, request.announce)
+        await _await_pgr(servers, names[0], catalogue, announce)
         clock = RunClock(manifest.budget.deadline, float(info.get("elapsed_s", 0.0)))
         backend = await _backend(choice, manifest, request.faults, stack)
         logs = {name: AgentLog(run_dir.agent_log_path(name)) for name in names}

@@ -158,7 +158,7 @@ def create_console(view: RunView, access: Access) -> Starlette:
         points = await off_loop(view.chart_points)
         colours = agent_colours(view.agents())
         span = (view.info().get("elapsed_s") or 0) / 60
-        charts = {task: pgr_chart(task, task_points, colours, span) for task, task_points in sorted(points.items())}
+        charts = {task: pgr_chart(task, task_points, colours, span) for task, task_points in points.items()}
         return page(request, "pgr.html", charts=charts, count=len({p.submission for ps in points.values() for p in ps}))
 
     async def leaderboard(request: Request) -> Response:

@@ -7,6 +7,7 @@ step line; the weak teacher (PGR 0) and the ground-truth ceiling (PGR 1) as refe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from html import escape
 
@@ -32,9 +33,13 @@ def agent_colours(agents: list[str]) -> dict[str, str]:
     return {agent: PALETTE[index % len(PALETTE)] for index, agent in enumerate(agents)}
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    step = (high - low) / count
-    return [low + step * index for index in range(count + 1)]
+def _ticks(low: float, high: float, count: int = 7) -> list[float]:
+    """Round tick values (steps of 1, 2 or 5 times a power of ten) covering [low, high]."""
+    rough = (high - low) / count
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(multiple * power for multiple in (1, 2, 5, 10) if multiple * power >= rough)
+    first = math.ceil(low / step - 1e-9) * step
+    return [first + step * index for index in range(int((high - first) / step + 1e-9) + 1)]
 
 
 def pgr_chart(task: str, points: list[Point], colours: dict[str, str], span_minutes: float) -> str:
@@ -58,9 +63,8 @@ def pgr_chart(task: str, points: list[Point], colours: dict[str, str], span_minu
     ]
     for tick in _ticks(low, high):
         parts.append(f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="tick">{tick:.1f}</text>')
-    digits = 0 if span >= 10 else 1
     for tick in _ticks(0, span):
-        label = f"{tick:.{digits}f}"
+        label = f"{tick:g}"
         parts.append(
             f'<text x="{x(tick):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">{label}</text>'
         )

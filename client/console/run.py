@@ -8,9 +8,10 @@ status and the controls a person steers it with.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from client.console.sources import ServerData
 from client.record import RunDir
 from client.steering import ActionLog, TeamControls
 
+MEAN_CHART = "mean over tasks"
+
 
 @dataclass
 class LiveTeam:
@@ -28,6 +31,8 @@ class LiveTeam:
 
     statuses: Mapping[str, AgentStatus]
     controls: TeamControls
+    notes: list[str] = field(default_factory=list)
+    """What the run announced while starting (e.g. the PGR server preparing its tasks), newest last."""
 
 
 class RunView:
@@ -116,21 +121,28 @@ class RunView:
             "elapsed_s": info.get("elapsed_s", 0.0),
             "deadline_s": manifest["budget"].get("deadline"),
             "live": self.live is not None,
+            "notes": self.live.notes[-3:] if self.live else [],
         }
 
     def chart_points(self) -> dict[str, list[Point]]:
-        """Per task: every official submission's score, at its minutes since the run began."""
+        """Every official submission's score at its minutes since the run began: its mean over tasks
+        (what the leaderboard ranks; standard errors combined as independent), then per task."""
         started = self.started_at()
-        points: dict[str, list[Point]] = {}
+        mean: list[Point] = []
+        tasks: dict[str, list[Point]] = {}
         for submission in self.servers.submissions(state="done"):
             minutes = ((submission["finished_at"] or time.time()) - started) / 60
+            errors = [row.get("pgr_se") for row in submission["results"] if row.get("pgr_mean") is not None]
+            se = math.sqrt(sum(e * e for e in errors)) / len(errors) if errors and None not in errors else None
+            if submission["pgr_mean"] is not None:
+                mean.append(Point(submission["id"], submission["agent"], minutes, submission["pgr_mean"], se))
             for row in submission["results"]:
                 if row.get("pgr_mean") is None:
                     continue
-                points.setdefault(row["task"], []).append(
+                tasks.setdefault(row["task"], []).append(
                     Point(submission["id"], submission["agent"], minutes, row["pgr_mean"], row.get("pgr_se"))
                 )
-        return points
+        return {MEAN_CHART: mean, **dict(sorted(tasks.items()))}
 
     def integrity(self) -> dict[str, Any]:
         """Everything an auditor looks at first, each item with its evidence."""
