@@ -14,7 +14,6 @@ import hashlib
 import logging
 import re
 import shlex
-import shutil
 import time
 from typing import Any
 
@@ -91,7 +90,6 @@ class SubmissionWorker:
         submission_id = submission["id"]
         logger.info("running %s (%s %s)", submission_id, submission["snapshot"][:12], submission["entry_point"])
         await self._store.update(submission_id, state="running", started_at=time.time(), progress_done=0)
-        workspace = self._sandbox.config.root / "workspaces" / submission_id
         try:
             code = await self.repository.read_all(submission["snapshot"])
             refs, bundles = await self._bench.run(self._bench.make_bundles)
@@ -102,7 +100,7 @@ class SubmissionWorker:
             await self._store.update(submission_id, state="failed", error=str(failure), finished_at=time.time())
             return
         finally:
-            await asyncio.to_thread(shutil.rmtree, workspace, True)
+            await self._sandbox.remove_workspace(submission_id)
         for ref, score in scores:
             await self._store.record_evaluation(
                 agent=submission["agent"],

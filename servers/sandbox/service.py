@@ -134,6 +134,10 @@ class Sandbox:
         data = {path: content.encode() if isinstance(content, str) else content for path, content in files.items()}
         return await asyncio.to_thread(self._workspace(agent).import_, data)
 
+    async def remove_workspace(self, agent: str) -> None:
+        """Delete a workspace once its owner is done with it (the PGR server's per-submission ones)."""
+        await asyncio.to_thread(self._workspace(agent).remove)
+
     # Commands
 
     async def exec(self, agent: str, command: str, timeout: float | None = None) -> ExecResult:

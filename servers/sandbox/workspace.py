@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
@@ -69,6 +70,10 @@ class Workspace:
 
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def remove(self) -> None:
+        """Delete the workspace and everything in it (links are removed, never followed)."""
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def write(self, path: str, content: bytes) -> int:
         """Create or replace the file at `path`, creating parent directories; returns its size."""

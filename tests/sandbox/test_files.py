@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servers.sandbox import Sandbox
+from servers.sandbox import Sandbox, SandboxConfig
 from servers.sandbox.errors import NotFoundError, PathError, QuotaError, ToolInputError
 from servers.sandbox.paths import split_path, validate_agent
 
@@ -73,3 +73,16 @@ async def test_export_and_import_round_trip(sandbox: Sandbox) -> None:
     with pytest.raises(PathError):
         await sandbox.import_files("bob", {"ok.txt": "fine", "../evil.txt": "x"})
     assert "ok.txt" not in [entry.path for entry in (await sandbox.list_files("bob")).entries]  # all checked first
+
+
+async def test_a_removed_workspace_is_gone_and_starts_empty_again(sandbox: Sandbox, config: SandboxConfig) -> None:
+    outside = config.root.parent / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("kept")
+    await sandbox.write_file("sub_1", "inputs/a.txt", "x")
+    await sandbox.exec("sub_1", "mkdir -p deep/er && echo y > deep/er/b")
+    (config.root / "workspaces" / "sub_1" / "out").symlink_to(outside)
+    await sandbox.remove_workspace("sub_1")
+    assert not (config.root / "workspaces" / "sub_1").exists()
+    assert (outside / "keep.txt").read_text() == "kept"  # the link was removed, not followed
+    assert (await sandbox.list_files("sub_1")).entries == []
