@@ -18,6 +18,8 @@ from typing import Any
 from client.record import AgentProgress
 
 PAGE_EVENTS = 50
+SUBMIT_BUDGET = "submission budget spent"
+"""How the PGR server words a submission refused for its hourly budget."""
 LIMIT_HIT = re.compile(r'"limit_hit":\s*"(\w+)"')
 
 
@@ -43,6 +45,8 @@ class FollowedRecord:
     """Tool calls the client refused (not allowed, budget spent), each with the call's input."""
     limit_hits: list[dict[str, Any]] = field(default_factory=list)
     """Sandbox commands a limit stopped, each with the command."""
+    submit_refusals: list[dict[str, Any]] = field(default_factory=list)
+    """Submissions the PGR server refused for its hourly budget (quick evaluations are in its own audit)."""
     _open_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,6 +94,8 @@ class FollowedRecord:
         found = {"t": result["t"], "tool": result["name"], "input": call_input, "result": result["content"][:2000]}
         if result.get("refused"):
             self.refused.append({**found, "reason": result["refused"]})
+        if result["name"] == "pgr__submit" and result["is_error"] and SUBMIT_BUDGET in result["content"]:
+            self.submit_refusals.append(found)
         hit = LIMIT_HIT.search(result["content"]) if result["name"] == "sandbox__exec" else None
         if hit:
             self.limit_hits.append({**found, "limit": hit.group(1)})

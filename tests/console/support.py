@@ -68,6 +68,8 @@ async def make_run(root: Path) -> RunDir:
             results = [{"task": "negation", "pgr_mean": value, "pgr_se": 0.05, "control_pgr_mean": -0.4,
                         "control_pgr_se": 0.1, "acc_mean": 0.7, "seeds": 2}]  # fmt: skip
             await pgr.update(submission["id"], state="done", pgr_mean=value, results=results, finished_at=time.time())
+    await pgr.record_evaluation(agent="beta", kind="refused", task="negation", split="validation",
+                                predictions_sha256="f" * 64, accuracy=None, pgr=None)  # fmt: skip
     await pgr.close()
     return run_dir
 

@@ -37,6 +37,7 @@ async def test_every_page_renders_a_finished_run(tmp_path: Path) -> None:
             ("/transcripts", "alpha"),
             ("/transcripts/alpha", "kickoff for alpha"),
             ("/integrity", "budget spent"),
+            ("/integrity", "Rate-limit hits (1)"),
         ):
             status, body, _ = await _get(base + path)
             assert status == 200, (path, body[:500])

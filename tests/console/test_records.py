@@ -55,9 +55,15 @@ def test_refusals_and_sandbox_limit_hits_are_kept_with_the_call_that_caused_them
     log.write("tool_call", id="2", name="sandbox__exec", input={"command": "python -c 'x = bytearray(10**10)'"})
     log.write("tool_result", id="2", name="sandbox__exec", is_error=False, refused=None,
               content=json.dumps({"exit_code": None, "limit_hit": "memory"}))  # fmt: skip
+    log.write("tool_call", id="3", name="pgr__submit", input={"snapshot": "def"})
+    log.write("tool_result", id="3", name="pgr__submit", is_error=True, refused=None,
+              content="submission budget spent: 6 per hour; try later")  # fmt: skip
     log.close()
     record = FollowedRecord(tmp_path / "a.jsonl")
     record.refresh()
+    assert [(r["input"], r["result"]) for r in record.submit_refusals] == [
+        ({"snapshot": "def"}, "submission budget spent: 6 per hour; try later")
+    ]
     assert [(r["tool"], r["reason"], r["input"]) for r in record.refused] == [
         ("pgr__submit", "budget spent", {"snapshot": "abc"})
     ]
