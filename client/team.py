@@ -119,6 +119,9 @@ async def run_team(request: RunRequest) -> RunResult:
     statuses = {name: AgentStatus() for name in names}
     controls = TeamControls(ActionLog(run_dir.steering_path), names)
     live = LiveTeam(statuses, controls)
+    for name, control in controls.agents.items():
+        if control.paused_by is not None and control.stop_reason is None:
+            request.announce(f"{name} is still paused by {control.paused_by}: resume it in the console")
 
     def announce(line: str) -> None:
         """Say it on the terminal and on the console's team page."""
