@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,7 +42,7 @@ def write_record(log: AgentLog, events: int) -> None:
                   duration_s=3.2, content='{"exit_code": 0, "stdout": "' + "done 1/1\\n" * 20 + '"}')  # fmt: skip
 
 
-def timed(function, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+def timed(function: Callable[[], object], repeat: int = 5) -> float:
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()

@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servers import catalog
 from servers.kit import manifest
@@ -20,6 +20,9 @@ from servers.kit.errors import ToolInputError
 from servers.kit.hosting import configure_logging, mcp_path, serve_http
 from servers.kit.identity import TokenStore, validate_agent_name
 from servers.kit.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the servers' commands should not pay for the client's imports
+    from client.console.serve import ConsoleOptions
 
 
 def _local_user() -> str:
@@ -178,7 +181,7 @@ def _run_team(args: argparse.Namespace) -> int:
     return 0
 
 
-def _console_options(args: argparse.Namespace) -> Any:
+def _console_options(args: argparse.Namespace) -> ConsoleOptions:
     from client.console.serve import ConsoleOptions
 
     operators = [validate_agent_name(name) for name in args.operator] if args.operator else [_local_user()]

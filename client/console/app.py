@@ -36,13 +36,12 @@ from servers.forum.models import Body, PostKind, Tags, Title
 from servers.forum.store import ForumStore
 from servers.kit.errors import ToolInputError
 from servers.kit.settings import Settings
-from servers.pgr.store import PgrStore
+from servers.pgr.store import QUARANTINABLE, PgrStore
 from servers.storage.server import open_repository
 
 HERE = Path(__file__).parent
 HUMAN_PREFIX = "human:"
 """Authors of posts a person wrote in the console (agent names cannot contain ':')."""
-QUARANTINABLE = ("done", "flagged", "quarantined")
 FORUM_PAGE = 50
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{7,40}")
 T = TypeVar("T")
@@ -181,14 +180,17 @@ def create_console(view: RunView, access: Access) -> Starlette:
             return await submission(request, error="say why the submission is quarantined", status_code=400)
         submission_id = request.path_params["id"]
         found = await off_loop(view.servers.submission, submission_id)
-        if found is None or found["state"] not in QUARANTINABLE:
+        if found is None or found["state"] not in (*QUARANTINABLE, "quarantined"):
             state = "not in this run" if found is None else found["state"]
             return await submission(
                 request, error=f"only scored submissions can be quarantined; this one is {state}", status_code=400
             )
         store = await writers.pgr_store()
         view.actions.append(by=request.state.operator, action="quarantine", target=submission_id, detail=reason)
-        await store.quarantine(submission_id, request.state.operator)
+        try:
+            await store.quarantine(submission_id, request.state.operator)
+        except ValueError as error:  # its state changed since it was read
+            return await submission(request, error=str(error), status_code=400)
         return RedirectResponse(f"/submissions/{submission_id}", 303)
 
     async def snapshot(request: Request) -> Response:

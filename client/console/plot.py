@@ -81,17 +81,17 @@ def pgr_chart(task: str, points: list[Point], colours: dict[str, str], span_minu
             f'class="tick">{label}</text>'
         )
     ordered = sorted(points, key=lambda p: p.minutes)
-    best_path, best = [], None
+    steps: list[tuple[float, float]] = []  # (minutes, best so far) wherever the best rises
     for point in ordered:
-        if best is None or point.pgr > best:
-            if best is not None:
-                best_path.append(f"L{x(point.minutes):.1f},{y(best):.1f}")
-            best = point.pgr
-            best_path.append(f"{'M' if len(best_path) == 0 else 'L'}{x(point.minutes):.1f},{y(best):.1f}")
-    if best is not None:
-        best_path.append(f"L{x(span):.1f},{y(best):.1f}")
+        if not steps or point.pgr > steps[-1][1]:
+            steps.append((point.minutes, point.pgr))
+    if steps:
+        corners = [f"{x(steps[0][0]):.1f},{y(steps[0][1]):.1f}"]
+        for (_, level), (minutes, higher) in zip(steps, steps[1:], strict=False):
+            corners += [f"{x(minutes):.1f},{y(level):.1f}", f"{x(minutes):.1f},{y(higher):.1f}"]
+        corners.append(f"{x(span):.1f},{y(steps[-1][1]):.1f}")
         parts.append(
-            f'<path class="running-best" d="{" ".join(best_path)}" fill="none" stroke="#000" stroke-width="1.5"/>'
+            f'<path class="running-best" d="M{" L".join(corners)}" fill="none" stroke="#000" stroke-width="1.5"/>'
         )
     for point in ordered:
         colour = colours.get(point.agent, "#333")

@@ -44,22 +44,20 @@ class RunView:
         self.actions = live.controls.log if live else ActionLog(run_dir.steering_path)
         self.servers = ServerData(run_dir.servers_dir)
         self._records: dict[str, FollowedRecord] = {}
+        info = run_dir.read_info()
+        self._manifest: dict[str, Any] = info["manifest"]  # fixed for the run's life (a resume reuses it)
+        self._started_at = datetime.fromisoformat(info["created_at"]).timestamp()
 
     @property
     def name(self) -> str:
         return self.run_dir.path.name
 
     def info(self) -> dict[str, Any]:
+        """run.json as it is now (a live run brings its elapsed time up to date every few seconds)."""
         return self.run_dir.read_info()
 
-    def manifest(self) -> dict[str, Any]:
-        return self.info()["manifest"]  # type: ignore[no-any-return]
-
     def agents(self) -> list[str]:
-        return [agent["name"] for agent in self.manifest()["agents"]]
-
-    def started_at(self) -> float:
-        return datetime.fromisoformat(self.info()["created_at"]).timestamp()
+        return [agent["name"] for agent in self._manifest["agents"]]
 
     def summary(self) -> dict[str, Any] | None:
         path = self.run_dir.path / "summary.json"
@@ -67,15 +65,17 @@ class RunView:
 
     def record(self, agent: str) -> FollowedRecord:
         """The agent's record, brought up to date (raises KeyError for an agent not in this run)."""
-        if agent not in self.agents():
-            raise KeyError(agent)
-        record = self._records.setdefault(agent, FollowedRecord(self.run_dir.agent_log_path(agent)))
+        record = self._records.get(agent)
+        if record is None:
+            if agent not in self.agents():
+                raise KeyError(agent)
+            record = self._records.setdefault(agent, FollowedRecord(self.run_dir.agent_log_path(agent)))
         record.refresh()
         return record
 
     def team(self) -> dict[str, Any]:
         """The team page: one row per agent, and the team's spend against its budget."""
-        manifest = self.manifest()
+        manifest = self._manifest
         last_posts = self.servers.last_posts()
         rows = []
         for spec in manifest["agents"]:
@@ -127,7 +127,7 @@ class RunView:
     def chart_points(self) -> dict[str, list[Point]]:
         """Every official submission's score at its minutes since the run began: its mean over tasks
         (what the leaderboard ranks; standard errors combined as independent), then per task."""
-        started = self.started_at()
+        started = self._started_at
         mean: list[Point] = []
         tasks: dict[str, list[Point]] = {}
         for submission in self.servers.submissions(state="done"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from servers.forum.store import fts_query
+from servers.pgr.store import OFFICIAL, submission_fields
 
 FORUM_FILE = "forum.sqlite"
 PGR_FILE = "pgr.sqlite"
@@ -36,12 +37,6 @@ def iso(timestamp: float | None) -> str:
 
 def _post(row: dict[str, Any]) -> dict[str, Any]:
     row["tags"] = json.loads(row["tags"])
-    return row
-
-
-def _submission(row: dict[str, Any]) -> dict[str, Any]:
-    row["results"] = json.loads(row["results"])
-    row["flags"] = json.loads(row["flags"])
     return row
 
 
@@ -146,19 +141,16 @@ class ServerData:
         """Submissions in the order they were made (of one state if given)."""
         where, params = ("WHERE state = ?", [state]) if state else ("", [])
         rows = self._rows(PGR_FILE, f"SELECT * FROM submissions {where} ORDER BY seq", params)
-        return [_submission(row) for row in rows]
+        return [submission_fields(row) for row in rows]
 
     def submission(self, submission_id: str) -> dict[str, Any] | None:
         rows = self._rows(PGR_FILE, "SELECT * FROM submissions WHERE id = ?", [submission_id])
-        return _submission(rows[0]) if rows else None
+        return submission_fields(rows[0]) if rows else None
 
     def leaderboard(self) -> list[dict[str, Any]]:
-        """Official rows only (scored, not flagged, not quarantined), best first."""
-        sql = (
-            "SELECT * FROM submissions WHERE state = 'done' AND pgr_mean IS NOT NULL"
-            " ORDER BY pgr_mean DESC, finished_at"
-        )
-        return [_submission(row) for row in self._rows(PGR_FILE, sql)]
+        """Official rows only (what the PGR server's leaderboard lists), best first."""
+        sql = f"SELECT * FROM submissions WHERE {OFFICIAL} ORDER BY pgr_mean DESC, finished_at"
+        return [submission_fields(row) for row in self._rows(PGR_FILE, sql)]
 
     def refused_evaluations(self) -> list[dict[str, Any]]:
         """Quick evaluations refused for the hourly budget (the audit keeps each attempt)."""

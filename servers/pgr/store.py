@@ -57,9 +57,14 @@ BEGIN SELECT RAISE(ABORT, 'the evaluation audit is append-only'); END;
 """
 
 ACTIVE_STATES = ("queued", "running")
+QUARANTINABLE = ("done", "flagged")
+"""States a person may quarantine: scored submissions, official or flagged."""
+OFFICIAL = "state = 'done' AND pgr_mean IS NOT NULL"
+"""Which submissions are on the leaderboard: scored, not flagged, not quarantined."""
 
 
-def _row(row: Any) -> dict[str, Any]:
+def submission_fields(row: Any) -> dict[str, Any]:
+    """A `submissions` row as a dict, its JSON columns decoded."""
     fields = dict(row)
     fields["results"] = json.loads(fields["results"])
     fields["flags"] = json.loads(fields["flags"])
@@ -138,11 +143,11 @@ class PgrStore:
 
     async def submission(self, submission_id: str) -> dict[str, Any] | None:
         row = await self._database.fetch_one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
-        return None if row is None else _row(row)
+        return None if row is None else submission_fields(row)
 
     async def next_queued(self) -> dict[str, Any] | None:
         row = await self._database.fetch_one("SELECT * FROM submissions WHERE state = 'queued' ORDER BY seq LIMIT 1")
-        return None if row is None else _row(row)
+        return None if row is None else submission_fields(row)
 
     async def requeue_running(self) -> int:
         """After a restart: submissions that were running are run again from the start."""
@@ -166,9 +171,8 @@ class PgrStore:
         """Take a scored submission off the leaderboard on a person's word; raises ValueError if it cannot be."""
         async with self._database.transaction() as connection:
             cursor = await connection.execute(
-                "UPDATE submissions SET state = 'quarantined', quarantined_by = ?"
-                " WHERE id = ? AND state IN ('done', 'flagged')",
-                (by, submission_id),
+                "UPDATE submissions SET state = 'quarantined', quarantined_by = ? WHERE id = ? AND state IN (?, ?)",
+                (by, submission_id, *QUARANTINABLE),
             )
             changed = cursor.rowcount
         submission = await self.submission(submission_id)
@@ -191,11 +195,10 @@ class PgrStore:
     async def leaderboard(self, limit: int) -> list[dict[str, Any]]:
         """Official rows only: finished, unflagged, not quarantined; best first."""
         rows = await self._database.fetch_all(
-            "SELECT * FROM submissions WHERE state = 'done' AND pgr_mean IS NOT NULL"
-            " ORDER BY pgr_mean DESC, finished_at LIMIT ?",
+            f"SELECT * FROM submissions WHERE {OFFICIAL} ORDER BY pgr_mean DESC, finished_at LIMIT ?",
             (limit,),
         )
-        return [_row(row) for row in rows]
+        return [submission_fields(row) for row in rows]
 
     async def submissions(self, *, agent: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         if agent is None:
@@ -204,4 +207,4 @@ class PgrStore:
             rows = await self._database.fetch_all(
                 "SELECT * FROM submissions WHERE agent = ? ORDER BY seq DESC LIMIT ?", (agent, limit)
             )
-        return [_row(row) for row in rows]
+        return [submission_fields(row) for row in rows]

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from client.agent import AgentStatus
 from client.console.app import create_console
 from client.console.run import LiveTeam, RunView
 from client.console.serve import ConsoleOptions, console_running
 from client.record import AgentLog, RunDir
+from client.steering import ActionLog, TeamControls
 from servers.forum.store import ForumStore
 from servers.pgr.store import PgrStore
 
@@ -84,9 +86,6 @@ async def serving(view: RunView, **options: Any) -> AsyncIterator[str]:
 
 
 def live_view(run_dir: RunDir) -> RunView:
-    from client.agent import AgentStatus
-    from client.steering import ActionLog, TeamControls
-
     controls = TeamControls(ActionLog(run_dir.steering_path), list(AGENTS))
     return RunView(run_dir, LiveTeam({name: AgentStatus() for name in AGENTS}, controls))
 

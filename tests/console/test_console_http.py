@@ -5,9 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import anyio
 import pytest
 
+from client.console.app import create_console
 from client.console.run import RunView
+from client.console.serve import ConsoleOptions, console_running
+from client.record import AgentLog
 from servers.forum.store import ForumStore
 from servers.pgr.store import PgrStore
 from tests.console.support import form_secret, live_view, make_run, request, serving
@@ -71,9 +75,6 @@ async def test_loopback_refuses_a_foreign_host_header(tmp_path: Path) -> None:
 async def test_off_loopback_every_request_needs_an_operator_token(tmp_path: Path) -> None:
     view = RunView(await make_run(tmp_path))
     lines: list[str] = []
-    from client.console.app import create_console
-    from client.console.serve import ConsoleOptions, console_running
-
     options = ConsoleOptions(host="0.0.0.0", port=0, operators=["ada", "grace"])
     async with console_running(lambda access: create_console(view, access), options, lines.append) as port:
         base = f"http://127.0.0.1:{port}"
@@ -203,14 +204,10 @@ async def test_agents_are_steered_only_where_the_team_runs(tmp_path: Path) -> No
 
 
 async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
-    import anyio
-
     return await anyio.to_thread.run_sync(lambda: request(url, headers=headers))
 
 
 async def _post(url: str, form: dict[str, str]) -> tuple[int, str, dict[str, str]]:
-    import anyio
-
     return await anyio.to_thread.run_sync(lambda: request(url, form=form))
 
 
@@ -239,8 +236,6 @@ async def test_what_agents_write_is_shown_as_text_never_run_as_markup(tmp_path: 
     forum = await ForumStore.open(run_dir.servers_dir / "forum.sqlite")
     await forum.create_post(author="beta", kind="note", title=attack, body=attack, tags=[])
     await forum.close()
-    from client.record import AgentLog
-
     log = AgentLog(run_dir.agent_log_path("beta"))
     log.write("message", role="assistant", content=[{"type": "text", "text": attack}])
     log.close()
