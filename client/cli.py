@@ -240,6 +240,7 @@ def _add_console_options(parser: argparse.ArgumentParser, host_flag: str, port_f
 
 def _baselines(args: argparse.Namespace) -> int:
     """Mean and standard error of every baseline's PGR over seeds, per task (cached features)."""
+    from servers.w2s.controls import CONTROLS
     from servers.w2s.methods import BASELINES, FINETUNE_BASELINES
     from servers.w2s.table import format_table, run_table
 
@@ -254,7 +255,7 @@ def _baselines(args: argparse.Namespace) -> int:
         {name: known[name] for name in names},
         args.tasks,
         range(args.seeds),
-        controls=("none", "shuffled") if args.control else ("none",),
+        controls=CONTROLS if args.control else ("none",),
         cache_dir=settings.cache_dir,
         tasks_root=settings.pgr_tasks_dir,
     )
@@ -332,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     pgr.add_argument("--seeds", type=int, default=5, help="Seeds 0..N-1 (default 5).")
     pgr.add_argument("--tasks", nargs="*", help="Task packs (default: all).")
     pgr.add_argument("--methods", nargs="*", help="Baselines (default: every frozen-feature baseline).")
-    pgr.add_argument("--control", action="store_true", help="Also run the shuffled-teacher control.")
+    pgr.add_argument("--control", action="store_true", help="Also run the shuffled- and decoy-teacher controls.")
 
     config = commands.add_parser("desktop-config", help="Print Claude Desktop and Claude Code configs.")
     config.add_argument("--format", choices=["all", "desktop", "code", "code-http"], default="all")

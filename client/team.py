@@ -218,17 +218,29 @@ async def _await_pgr(servers: ServerSet, agent: str, catalogue: ToolCatalogue, a
         token=servers.tokens[agent],
         allowed=["pgr__task_info"],
         catalogue=catalogue,
-        tool_timeout_s=PGR_READY_S,
+        tool_timeout_s=60,
         reconnect_s=60,
     )
     async with bridge.running():
-        with anyio.move_on_after(2):
-            await bridge.call("pgr__task_info", {})
-            return
-        announce("waiting for the pgr server to prepare its tasks (minutes on a first run, cached afterwards)")
-        outcome = await bridge.call("pgr__task_info", {})
-        if outcome.is_error:
-            logger.warning("the pgr server is not ready: %s", outcome.text)
+        with anyio.move_on_after(PGR_READY_S):
+            announced = -1
+            while True:
+                outcome = await bridge.call("pgr__task_info", {})
+                info = outcome.structured or {}
+                if outcome.is_error or info.get("ready", True):
+                    if outcome.is_error:
+                        logger.warning("the pgr server is not ready: %s", outcome.text)
+                    return
+                preparing = info.get("preparing") or {}
+                if preparing.get("done") != announced:
+                    announced = preparing.get("done", 0)
+                    left = preparing.get("seconds_left")
+                    eta = "" if left is None else f", about {left:.0f} s left"
+                    announce(
+                        f"the pgr server is preparing its tasks: {announced} of {preparing.get('total')} task seeds"
+                        f"{eta} (a first run only; cached afterwards)"
+                    )
+                await anyio.sleep(2)
 
 
 async def _tick(run_dir: RunDir, info: dict[str, Any], clock: RunClock) -> None:

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import HttpServer, running_http_server
+from servers.pgr.secret_task import derive_secret_tasks
+from tests.support import SECRET_TASKS, HttpServer, running_http_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_tasks() -> Path:
+    """The tests' secret transfer tasks: a fixed choice, so their cached data serves every test."""
+    derive_secret_tasks(SECRET_TASKS, rng=random.Random(0))
+    return SECRET_TASKS
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from mcp import Client
@@ -25,8 +26,14 @@ from servers.kit.settings import Settings
 
 AAR = str(Path(sys.executable).with_name("aar"))
 W2S_CACHE = Path(tempfile.gettempdir()) / "aar-test-w2s-cache"
+SECRET_TASKS = Path(tempfile.gettempdir()) / "aar-test-secret-tasks-v2"
+"""The secret transfer tasks of every test (derived once with a fixed choice), so their cache is shared."""
 """Strong-model features and baselines, shared by every test server (keyed by data and config)."""
-TEST_SETTINGS = {"AAR_W2S_CACHE_DIR": str(W2S_CACHE), "AAR_PGR_SEEDS": "1"}
+TEST_SETTINGS = {
+    "AAR_W2S_CACHE_DIR": str(W2S_CACHE),
+    "AAR_PGR_SEEDS": "1",
+    "AAR_PGR_SECRET_TASKS_DIR": str(SECRET_TASKS),
+}
 """One seed per task keeps test submissions short; the official five are tested on their own."""
 
 
@@ -41,7 +48,20 @@ def server_env(data_dir: Path) -> dict[str, str]:
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=data_dir, w2s_cache_dir=W2S_CACHE, pgr_seeds=1, **overrides)  # type: ignore[arg-type]
+    overrides = {"pgr_secret_tasks_dir": SECRET_TASKS, "w2s_cache_dir": W2S_CACHE, "pgr_seeds": 1, **overrides}
+    return Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
+
+
+async def pgr_ready(client: Client, timeout: float = 900) -> dict[str, Any]:
+    """task_info once the PGR server has prepared its data (it answers at once while it prepares)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await client.call_tool("task_info", {})
+        assert not info.is_error, info.content
+        if info.structured_content["ready"]:  # type: ignore[index]
+            return info.structured_content  # type: ignore[return-value]
+        assert time.monotonic() < deadline, f"the PGR server did not get ready: {info.structured_content}"
+        await asyncio.sleep(0.5)
 
 
 def create_token(data_dir: Path, agent: str) -> str:
@@ -54,8 +74,9 @@ def create_token(data_dir: Path, agent: str) -> str:
 class HttpServer:
     """`aar serve all --http` as a real subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **settings: str) -> None:
         self.data_dir = data_dir
+        self.settings = settings
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
@@ -66,7 +87,7 @@ class HttpServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [AAR, "serve", "all", "--http", "--port", str(self.port)],
-                env=server_env(self.data_dir),
+                env={**server_env(self.data_dir), **self.settings},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )

@@ -346,6 +346,8 @@ def _on_feed(m: Memory, data: dict[str, Any] | None, error: str) -> None:
 
 
 def _on_task_info(m: Memory, data: dict[str, Any] | None, error: str) -> None:
+    if data is not None and data.get("ready") is False:
+        return  # the scorer is still preparing: ask again next turn
     m.task_info_seen = True
     names = [task.get("name") for task in (data or {}).get("tasks", [])]
     if names:

@@ -59,15 +59,35 @@ class Settings(BaseSettings):
     pgr_seeds: int = Field(default=5, ge=1, le=50, description="Seeds per task in an official submission.")
     pgr_evaluations_per_hour: int = Field(default=20, ge=0, description="Quick validation scores per agent per hour.")
     pgr_submissions_per_hour: int = Field(default=6, ge=0, description="Official submissions per agent per hour.")
-    pgr_submission_timeout_s: float = Field(default=1800, gt=0, description="Wall clock of one submission's run.")
+    pgr_team_evaluations_per_hour: int = Field(default=60, ge=0, description="Quick scores per hour, whole team.")
+    pgr_team_submissions_per_hour: int = Field(default=18, ge=0, description="Submissions per hour, whole team.")
+    pgr_submission_timeout_s: float = Field(default=1800, gt=0, description="Wall clock of one submission's runs.")
+    pgr_parallel_runs: int = Field(default=2, ge=1, le=64, description="Runs of one submission at a time.")
+    pgr_secret_tasks_dir: Path | None = Field(
+        default=None,
+        description="Secret transfer task packs of the operator's choosing (default: one derived in secret from"
+        " WordNet on first start, kept in DATA_DIR/pgr/secret-tasks).",
+    )
     pgr_control_margin: float = Field(
-        default=0.1,
-        description="Flag a method whose PGR drops by less than this when its teacher's labels are shuffled.",
+        default=0.25,
+        description="Flag a method that scores within this PGR of its real score with its teacher's labels"
+        " shuffled (scored orientation-free).",
+    )
+    pgr_decoy_margin: float = Field(
+        default=0.75, description="Flag a method that scores this much more PGR on the real tasks than on decoys."
+    )
+    pgr_transfer_margin: float = Field(
+        default=0.5,
+        description="Flag a method whose public-minus-secret PGR exceeds the reference method's by this much.",
     )
 
     @property
     def cache_dir(self) -> Path:
         return self.w2s_cache_dir or self.data_dir / "w2s-cache"
+
+    @property
+    def secret_tasks_dir(self) -> Path:
+        return self.pgr_secret_tasks_dir or self.data_dir / "pgr" / "secret-tasks"
 
     @property
     def public_tasks_dir(self) -> Path:

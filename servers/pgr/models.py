@@ -16,21 +16,36 @@ class TaskOut(BaseModel):
 
 class Budget(BaseModel):
     evaluations_per_hour: int
-    evaluations_left: int
+    evaluations_left: int = Field(description="Yours this hour (the team's share may run out first).")
+    team_evaluations_left: int
     submissions_per_hour: int
     submissions_left: int
+    team_submissions_left: int
+
+
+class Preparing(BaseModel):
+    done: int = Field(description="Task seeds prepared so far.")
+    total: int
+    seconds_left: float | None = Field(description="Estimate; null until the first seed is done.")
 
 
 class TaskInfo(BaseModel):
-    tasks: list[TaskOut]
-    method_api: str = Field(description="How to write a method; also the resource w2s://method-api.")
+    ready: bool = Field(description="False while the scorer prepares its data (minutes on a first start).")
+    preparing: Preparing | None
+    tasks: list[TaskOut] = Field(description="The public tasks (empty until ready).")
+    secret_tasks: int = Field(description="Secret transfer tasks that official scores also average over.")
+    method_api: str = Field(description="Where the method API is: read the resource, do not expect it here.")
     budget: Budget
 
 
 class QuickScore(BaseModel):
     task: str
-    accuracy: float = Field(description="Validation accuracy, rounded to 0.01.")
-    pgr: float | None = Field(description="Validation PGR, rounded to 0.01; null if undefined.")
+    accuracy: float = Field(description="Validation accuracy on a grid of 0.02.")
+    pgr: float | None = Field(description="PGR of that coarse accuracy, rounded to 0.01; null if undefined.")
+    repeated: bool = Field(
+        description="True if these predictions differ from an earlier query of the team in under 5% of examples:"
+        " you get that query's answer again, and no budget is used."
+    )
     evaluations_left: int
 
 
@@ -41,13 +56,16 @@ class Progress(BaseModel):
 
 class TaskResult(BaseModel):
     task: str
-    pgr_mean: float | None
-    pgr_se: float | None
-    acc_mean: float | None
-    control_pgr_mean: float | None = Field(description="PGR with the teacher's labels shuffled.")
-    control_pgr_se: float | None
-    control_acc_mean: float | None
+    secret: bool = Field(description="A secret transfer task: its data is never shown, only this row.")
+    pgr_mean: float | None = Field(description="Mean PGR over seeds on the hidden test split, on a grid of 0.05.")
+    pgr_se: float | None = Field(description="Its standard error, on a grid of 0.05.")
     seeds: int
+    shuffled_pgr: float | None = Field(
+        description="PGR of a run whose teacher's labels were shuffled, scored orientation-free (grid 0.05)."
+    )
+    decoy_pgr: float | None = Field(
+        description="PGR of a run whose teacher taught a decoy labelling, against the decoy's labels (grid 0.05)."
+    )
 
 
 class Submission(BaseModel):
@@ -58,10 +76,13 @@ class Submission(BaseModel):
     state: str = Field(description="queued, running, done (official), flagged, failed or quarantined.")
     queue_position: int = Field(description="Submissions ahead of this one (0 when running or finished).")
     progress: Progress
-    pgr_mean: float | None = Field(description="Mean over tasks of the per-task mean PGR (test split).")
+    pgr_mean: float | None = Field(description="Mean over tasks (secret ones included) of the per-task PGR.")
+    mode: str | None = Field(description="frozen or finetune, as the method declared it (null until known).")
     results: list[TaskResult]
     flags: list[str]
-    error: str | None
+    error: str | None = Field(description="Why it failed: a category only; the method's output is never shown.")
+    derived_from: list[str] = Field(description="Other agents' snapshots in this snapshot's storage ancestry.")
+    same_code_as: str | None = Field(description="An earlier submission with exactly this code, if any.")
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -74,7 +95,9 @@ class LeaderboardRow(BaseModel):
     snapshot: str
     entry_point: str
     pgr_mean: float
-    tasks: dict[str, float | None] = Field(description="Mean PGR per task.")
+    tasks: dict[str, float | None] = Field(description="Mean PGR per task, the secret transfer task's included.")
+    derived_from: list[str] = Field(description="Other agents' snapshots this one builds on (storage ancestry).")
+    same_code_as: str | None = Field(description="An earlier submission with exactly this code, if any.")
     finished_at: float
 
 

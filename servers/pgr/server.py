@@ -1,22 +1,27 @@
 """The PGR scoring server: the only holder of hidden labels, and the only source of scores.
 
-Quick feedback scores validation predictions (rounded, budgeted, never per example); official
-submissions run a stored snapshot's method in a sandbox over every task and 5 seeds of the
-hidden test split, with a shuffled-teacher control. Run alone with `aar serve pgr` (stdio) or
+Quick feedback scores validation predictions (coarse, budgeted per agent and per team, never per
+example); official submissions run a stored snapshot's method in the server's own sandbox, one
+isolated run per task and seed of the hidden test split, with shuffled- and decoy-teacher
+controls and a secret transfer task (docs/integrity.md). Run alone with `aar serve pgr` (stdio) or
 `aar serve pgr --http`.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
+import os
+import secrets
+import sys
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +38,7 @@ from servers.pgr.models import (
     Budget,
     Leaderboard,
     LeaderboardRow,
+    Preparing,
     Progress,
     QuickScore,
     Submission,
@@ -40,28 +46,33 @@ from servers.pgr.models import (
     TaskOut,
     TaskResult,
 )
-from servers.pgr.store import PgrStore
+from servers.pgr.quick import coarse_answer, nearest_answer
+from servers.pgr.secret_task import derive_secret_tasks
+from servers.pgr.smuggling import find_smuggled
+from servers.pgr.store import PgrStore, Refusal
 from servers.pgr.submissions import SubmissionWorker
 from servers.pgr.testbed import TaskBench
+from servers.pgr.verdict import Margins
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.server import sandbox_config
 from servers.sandbox.service import Sandbox
 from servers.storage.models import SnapshotId
 from servers.storage.server import open_repository
+from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 
 logger = logging.getLogger(__name__)
 
 BACKGROUND = (Path(__file__).with_name("background.md")).read_text()
 API_SOURCE = Path(__file__).resolve().parents[1] / "w2s" / "api.py"
 HOUR = 3600.0
+METHOD_API_POINTER = "Read the resources w2s://background (the brief) and w2s://method-api (servers/w2s/api.py)."
 
-INSTRUCTIONS = """\
-The scoring server of the weak-to-strong study. `task_info` describes the tasks, the method API
-and your budget. `evaluate_predictions` gives quick, rounded validation feedback from a small
-hourly budget. `submit` a stored snapshot and its entry point for the official score: the server
-runs it in a sandbox on every task over 5 seeds of the hidden test split, with a control that
-shuffles the teacher's labels (methods that ignore their teacher are flagged). Follow it with
-`submission`; `leaderboard` lists official results. Read the resource w2s://background first."""
+INSTRUCTIONS = """The scoring server of the weak-to-strong study. `task_info` describes the tasks and your budget.
+`evaluate_predictions` gives quick, coarse validation feedback from a small hourly budget.
+`submit` a stored snapshot and its entry point for the official score: the server runs it in its
+own sandbox, once per task and seed of the hidden test split, with controls that change the
+teacher (methods that do not learn from their teacher are flagged) and a secret transfer task.
+Follow it with `submission`; `leaderboard` lists official results. Read w2s://background first."""
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
 SCORE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
@@ -78,23 +89,46 @@ SubmissionId = Annotated[str, Field(pattern=r"^sub_[0-9a-f]{12}$", description="
 
 
 @dataclass
+class Preparation:
+    """The cold start's progress: task seeds cached so far, for an honest estimate of the rest."""
+
+    total: int
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: str | None = None
+
+    def report(self) -> Preparing:
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done) if self.done else None
+        return Preparing(done=self.done, total=self.total, seconds_left=None if left is None else round(left))
+
+    def check(self) -> None:
+        """Raise a clear error unless the data is ready (tools answer at once, never wait minutes)."""
+        if self.failed is not None:
+            raise ToolInputError(f"the scorer could not prepare its data ({self.failed}); tell the operator")
+        if not self.ready.is_set():
+            report = self.report()
+            eta = "" if report.seconds_left is None else f", about {report.seconds_left:.0f} s left"
+            raise ToolInputError(
+                f"the scorer is preparing its data ({report.done} of {report.total} task seeds{eta}); try again then"
+            )
+
+
+@dataclass
 class PgrState:
     store: PgrStore
     bench: TaskBench
-    ready: asyncio.Event
+    preparation: Preparation
     worker: SubmissionWorker
     settings: Settings
     local_agent: str | None
+    quick_locks: dict[str, asyncio.Lock]
+    texts: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
 
 
 def _state(ctx: Context) -> PgrState:
     return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
-
-
-async def _ready(state: PgrState) -> PgrState:
-    """Wait until the testbed's per-seed data is cached (minutes on a cold start, instant after)."""
-    await state.ready.wait()
-    return state
 
 
 def _submission(row: dict[str, Any], position: int) -> Submission:
@@ -107,79 +141,227 @@ def _submission(row: dict[str, Any], position: int) -> Submission:
         queue_position=position,
         progress=Progress(done=row["progress_done"], total=row["progress_total"]),
         pgr_mean=row["pgr_mean"],
+        mode=row["mode"],
         results=[TaskResult(**result) for result in row["results"]],
         flags=row["flags"],
         error=row["error"],
+        derived_from=row["derived_from"],
+        same_code_as=row["same_code_as"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
     )
 
 
-async def _prepare(bench: TaskBench, settings: Settings, ready: asyncio.Event) -> None:
-    started = time.perf_counter()
-    for task in bench.tasks:
-        for seed in bench.seeds:
-            await bench.run(bench.seed_data, task, seed)
-        logger.info("task %s ready (%.0f s)", task, time.perf_counter() - started)
-    await bench.run(bench.export_public_inputs, settings.public_tasks_dir)
-    ready.set()
+def server_key(folder: Path) -> Path:
+    """The server's secret (controls' randomness), made once and readable by the server alone."""
+    path = folder / "secret.key"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+    return path
 
 
-def runner_sandbox_config(settings: Settings) -> SandboxConfig:
-    """The server's own sandbox for submissions: the agents' limits, a submission's wall clock."""
+def runner_sandbox_config(settings: Settings, mode: StrongMode) -> SandboxConfig:
+    """The server's own sandbox for one mode of submission runs; frozen runs cannot see model weights."""
     config = sandbox_config(settings)
     limits = dataclasses.replace(config.limits, job_timeout_s=settings.pgr_submission_timeout_s)
-    return dataclasses.replace(config, data_dir=settings.data_dir / "pgr", limits=limits, mounts=())
+    hidden = config.hidden_paths
+    if mode == FROZEN:
+        from servers.w2s.encoders import minilm_dir
+
+        hidden = (*hidden, str(minilm_dir()), *map(str, settings.sandbox_model_dirs))
+    return dataclasses.replace(
+        config, data_dir=settings.data_dir / "pgr" / mode, limits=limits, mounts=(), hidden_paths=hidden
+    )
+
+
+def code_fingerprint(files: Mapping[str, bytes]) -> str:
+    """A hash of a snapshot's code that ignores file names, comments, docstring layout and formatting."""
+    parts = []
+    for content in files.values():
+        try:
+            parts.append(ast.dump(ast.parse(content)).encode())
+        except (SyntaxError, ValueError):
+            parts.append(content)
+    digest = hashlib.sha256()
+    for part in sorted(parts):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def _refusal_message(refusal: Refusal, what: str) -> str:
+    whose = "your" if refusal.scope == "agent" else "the team's"
+    wait = max(1, round((refusal.resets_at - time.time()) / 60))
+    return f"{whose} {what} budget is spent ({refusal.limit} per hour); the next one frees in about {wait} min"
+
+
+async def _precompute(
+    settings: Settings, key_file: Path, job: str, *extra: str, on_line: Callable[[str], None] | None = None
+) -> None:
+    """Run servers.pgr.precompute in a child process (logs to our stderr, stdout lines to on_line);
+    raise if it fails. Cancelling kills the child, so a server stops at once whatever it computes."""
+    args = ["-m", "servers.pgr.precompute", job, "--cache-dir", str(settings.cache_dir)]
+    args += [
+        "--seeds",
+        str(settings.pgr_seeds),
+        "--key-file",
+        str(key_file),
+        "--secret-dir",
+        str(settings.secret_tasks_dir),
+    ]
+    if settings.pgr_tasks_dir is not None:
+        args += ["--tasks-dir", str(settings.pgr_tasks_dir)]
+    process = await asyncio.create_subprocess_exec(sys.executable, *args, *extra, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        async for line in process.stdout:
+            if on_line is not None:
+                on_line(line.decode().strip())
+        code = await process.wait()
+    except asyncio.CancelledError:
+        process.kill()
+        await process.wait()
+        raise
+    if code != 0:
+        raise RuntimeError(f"servers.pgr.precompute {job} exited with {code}")
+
+
+class Precomputed:
+    """The fine-tuned ceilings and the reference method's scores, each computed once in a child process."""
+
+    def __init__(self, settings: Settings, key_file: Path) -> None:
+        self._settings = settings
+        self._key_file = key_file
+        self._lock = asyncio.Lock()
+        self._finetune_ready = False
+        self._reference: asyncio.Task[dict[str, float]] | None = None
+
+    async def ceilings(self, mode: StrongMode) -> None:
+        if mode != FINETUNE:
+            return
+        async with self._lock:
+            if not self._finetune_ready:
+                await _precompute(self._settings, self._key_file, "ceilings")
+                self._finetune_ready = True
+
+    def start_reference(self) -> None:
+        self._reference = asyncio.create_task(self._compute_reference())
+
+    async def _compute_reference(self) -> dict[str, float]:
+        out = self._settings.data_dir / "pgr" / f"reference-{self._settings.pgr_seeds}-seeds.json"
+        if not out.exists():
+            await _precompute(self._settings, self._key_file, "reference", "--out", str(out))
+        return json.loads(out.read_text())["means"]  # type: ignore[no-any-return]
+
+    async def reference(self) -> dict[str, float]:
+        """The reference method's mean PGR per task (empty, and the transfer check off, if it failed)."""
+        if self._reference is None:
+            return {}
+        try:
+            return await asyncio.shield(self._reference)
+        except Exception:
+            logger.exception("no reference scores: the transfer check is off")
+            return {}
+
+    def cancel(self) -> None:
+        if self._reference is not None:
+            self._reference.cancel()
+
+
+async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) -> None:
+    """Cache every task seed in a child process (reporting progress), then load the cache here."""
+    bench, preparation = state.bench, state.preparation
+
+    def prepared(line: str) -> None:
+        if line.startswith("prepared "):
+            preparation.done += 1
+            logger.info("%s (%.0f s)", line, time.monotonic() - preparation.started)
+
+    try:
+        await _precompute(state.settings, key_file, "prepare", on_line=prepared)
+    except RuntimeError as error:
+        logger.error("preparation failed: %s", error)
+        preparation.failed = str(error)
+        return
+    for task in bench.scored:
+        for seed in bench.seeds:
+            await bench.run(bench.prepare, task, seed)
+    await bench.run(bench.export_public_inputs, state.settings.public_tasks_dir)
+    state.texts["test"] = await bench.run(bench.test_texts)
+    state.texts["validation"] = await bench.run(bench.validation_texts)
+    preparation.ready.set()
+    precomputed.start_reference()
 
 
 def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPServer[Any]:
-    """The PGR server over `settings.data_dir` (pgr.sqlite, the cache, its own submission sandbox)."""
+    """The PGR server over `settings.data_dir` (pgr.sqlite, the cache, its own submission sandboxes)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[PgrState]:
-        store = await PgrStore.open(settings.data_dir / "pgr.sqlite", synchronous=settings.sqlite_synchronous)
-        sandbox = await Sandbox.open(
-            runner_sandbox_config(settings), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
-        )
-        bench = TaskBench(settings.pgr_tasks_dir, settings.cache_dir, settings.pgr_seeds)
-        worker = SubmissionWorker(
-            store,
-            bench,
-            await open_repository(settings),
-            sandbox,
-            timeout_s=settings.pgr_submission_timeout_s,
-            control_margin=settings.pgr_control_margin,
-        )
-        ready = asyncio.Event()
-        tasks = [asyncio.create_task(_prepare(bench, settings, ready))]
+        async with contextlib.AsyncExitStack() as stack:
+            sandboxes: dict[StrongMode, Sandbox] = {}
+            for mode in (FROZEN, FINETUNE):
+                sandbox = await Sandbox.open(
+                    runner_sandbox_config(settings, mode), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
+                )
+                stack.push_async_callback(sandbox.close)
+                sandboxes[mode] = sandbox
+            store = await PgrStore.open(settings.data_dir / "pgr.sqlite", synchronous=settings.sqlite_synchronous)
+            stack.push_async_callback(store.close)
+            key_file = server_key(settings.data_dir / "pgr")
+            if settings.pgr_secret_tasks_dir is None:
+                await asyncio.to_thread(derive_secret_tasks, settings.secret_tasks_dir)
+            bench = TaskBench(
+                settings.pgr_tasks_dir, settings.secret_tasks_dir, settings.cache_dir, settings.pgr_seeds,
+                key_file.read_bytes(),
+            )  # fmt: skip
+            stack.push_async_callback(bench.drain)
+            precomputed = Precomputed(settings, key_file)
+            stack.callback(precomputed.cancel)
+            worker = SubmissionWorker(
+                store,
+                bench,
+                await open_repository(settings),
+                sandboxes,
+                timeout_s=settings.pgr_submission_timeout_s,
+                margins=Margins(settings.pgr_control_margin, settings.pgr_decoy_margin, settings.pgr_transfer_margin),
+                ceilings=precomputed.ceilings,
+                reference=precomputed.reference,
+                parallel_runs=settings.pgr_parallel_runs,
+            )
+            preparation = Preparation(total=len(bench.scored) * len(bench.seeds))
+            state = PgrState(store, bench, preparation, worker, settings, local_agent, {})
+            tasks = [asyncio.create_task(_prepare(state, precomputed, key_file))]
 
-        async def work_when_ready() -> None:
-            await ready.wait()
-            await worker.run_forever()
+            async def work_when_ready() -> None:
+                await preparation.ready.wait()
+                await worker.run_forever()
 
-        tasks.append(asyncio.create_task(work_when_ready()))
-        try:
-            yield PgrState(store, bench, ready, worker, settings, local_agent)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await bench.drain()
-            await sandbox.close()
-            await store.close()
+            tasks.append(asyncio.create_task(work_when_ready()))
+            try:
+                yield state
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     server = new_server("pgr", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan)
 
     async def budget(state: PgrState, agent: str) -> Budget:
         since = time.time() - HOUR
-        evaluations = await state.store.count_evaluations(agent, "quick", since)
-        submissions = await state.store.count_submissions(agent, since)
+        quick_mine, quick_team = await state.store.budget_used(agent, "quick", since)
+        sub_mine, sub_team = await state.store.budget_used(agent, "submission", since)
         return Budget(
             evaluations_per_hour=settings.pgr_evaluations_per_hour,
-            evaluations_left=max(0, settings.pgr_evaluations_per_hour - evaluations),
+            evaluations_left=max(0, settings.pgr_evaluations_per_hour - quick_mine),
+            team_evaluations_left=max(0, settings.pgr_team_evaluations_per_hour - quick_team),
             submissions_per_hour=settings.pgr_submissions_per_hour,
-            submissions_left=max(0, settings.pgr_submissions_per_hour - submissions),
+            submissions_left=max(0, settings.pgr_submissions_per_hour - sub_mine),
+            team_submissions_left=max(0, settings.pgr_team_submissions_per_hour - sub_team),
         )
 
     def check_task(state: PgrState, task: str) -> None:
@@ -190,14 +372,25 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     async def task_info(
         ctx: Context, task: Annotated[TaskName | None, Field(description="Only this task.")] = None
     ) -> TaskInfo:
-        """The tasks (sizes, weak and ceiling accuracy), the method API, and your remaining budget."""
-        state = await _ready(_state(ctx))
+        """The public tasks (sizes, weak and ceiling accuracy) and your remaining budget; answers at once,
+        also while the scorer prepares its data (then `ready` is false and `preparing` says how far it is)."""
+        state = _state(ctx)
         agent = calling_agent(state.local_agent)
         if task is not None:
             check_task(state, task)
-        summaries = [state.bench.summary(name) for name in state.bench.tasks if task in (None, name)]
-        tasks = [TaskOut(**dataclasses.asdict(s), inputs=f"/tasks/{s.name}/validation.pt") for s in summaries]
-        return TaskInfo(tasks=tasks, method_api=BACKGROUND, budget=await budget(state, agent))
+        ready = state.preparation.ready.is_set()
+        tasks = []
+        if ready:
+            summaries = [state.bench.summary(name) for name in state.bench.tasks if task in (None, name)]
+            tasks = [TaskOut(**dataclasses.asdict(s), inputs=f"/tasks/{s.name}/validation.pt") for s in summaries]
+        return TaskInfo(
+            ready=ready,
+            preparing=None if ready else state.preparation.report(),
+            tasks=tasks,
+            secret_tasks=len(state.bench.secret),
+            method_api=METHOD_API_POINTER,
+            budget=await budget(state, agent),
+        )
 
     @server.tool(annotations=SCORE)
     async def evaluate_predictions(
@@ -212,40 +405,55 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         ],
         ctx: Context,
     ) -> QuickScore:
-        """Quick feedback: accuracy and PGR of validation predictions, rounded to 0.01 (uses your hourly budget)."""
-        state = await _ready(_state(ctx))
+        """Quick feedback: validation accuracy on a grid of 0.02 and its PGR (uses your and the team's
+        hourly budget; predictions within 5% of an earlier team query get that query's answer, free)."""
+        state = _state(ctx)
         agent = calling_agent(state.local_agent)
         check_task(state, task)
+        state.preparation.check()
+        n = state.bench.validation_size(task)
+        if len(predictions) != n:
+            raise ToolInputError(
+                f"predictions must be exactly {n} characters, each '0' or '1' (got {len(predictions)});"
+                f" run your method on /tasks/{task}/validation.pt"
+            )
         digest = hashlib.sha256(predictions.encode()).hexdigest()
 
         async def audit(kind: str, accuracy: float | None = None, pgr: float | None = None) -> None:
             await state.store.record_evaluation(
-                agent=agent,
-                kind=kind,
-                task=task,
-                split="validation",
-                predictions_sha256=digest,
-                accuracy=accuracy,
-                pgr=pgr,
-            )
+                agent=agent, kind=kind, task=task, split="validation", predictions_sha256=digest,
+                accuracy=accuracy, pgr=pgr,
+            )  # fmt: skip
 
-        left = (await budget(state, agent)).evaluations_left
-        if left <= 0:
-            await audit("refused")
-            raise ToolInputError(
-                f"evaluation budget spent: {settings.pgr_evaluations_per_hour} per hour; try again later,"
-                " or submit a snapshot for the official score"
-            )
-        try:
-            accuracy, pgr = await state.bench.run(state.bench.quick_score, task, predictions)
-        except ValueError as error:
-            raise ToolInputError(f"{error}; run your method on /tasks/{task}/validation.pt") from None
-        await audit("quick", accuracy, pgr)
+        async with state.quick_locks.setdefault(task, asyncio.Lock()):
+            earlier = [
+                (row["predictions"], row["accuracy"], row["pgr"]) for row in await state.store.quick_queries(task)
+            ]
+            repeated = nearest_answer(predictions, earlier)
+            if repeated is None:
+                refusal = await state.store.reserve(
+                    agent, "quick", per_agent=settings.pgr_evaluations_per_hour,
+                    per_team=settings.pgr_team_evaluations_per_hour, window_s=HOUR,
+                )  # fmt: skip
+                if refusal is not None:
+                    await audit("refused")
+                    raise ToolInputError(
+                        _refusal_message(refusal, "quick-evaluation") + "; or submit a snapshot for the official score"
+                    )
+                accuracy, weak, ceiling = await state.bench.run(state.bench.quick_score, task, predictions)
+                answer = coarse_answer(accuracy, weak, ceiling)
+                await state.store.record_quick_query(
+                    task=task, agent=agent, predictions=predictions, accuracy=answer.accuracy, pgr=answer.pgr
+                )
+            else:
+                answer = repeated
+        await audit("repeated" if repeated else "quick", answer.accuracy, answer.pgr)
         return QuickScore(
             task=task,
-            accuracy=round(accuracy, 2),
-            pgr=None if pgr is None else round(pgr, 2),
-            evaluations_left=left - 1,
+            accuracy=answer.accuracy,
+            pgr=answer.pgr,
+            repeated=repeated is not None,
+            evaluations_left=(await budget(state, agent)).evaluations_left,
         )
 
     @server.tool(annotations=SCORE)
@@ -265,16 +473,44 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         listed = {entry.path for entry in stored.files}
         if file_name not in listed:
             raise ToolInputError(f"snapshot {full_id[:12]} has no file {file_name!r}; it holds {sorted(listed)[:20]}")
-        if (await budget(state, agent)).submissions_left <= 0:
-            raise ToolInputError(f"submission budget spent: {settings.pgr_submissions_per_hour} per hour; try later")
-        total = len(state.bench.tasks) * len(state.bench.seeds) * 2
-        row = await state.store.create_submission(agent=agent, snapshot=full_id, entry_point=entry_point, total=total)
+        state.preparation.check()
+        code = await repository.read_all(full_id)
+        ancestry = await repository.log(full_id, limit=500)
+        derived_from = [info.id for info in ancestry if info.author != agent]
+        fingerprint = code_fingerprint(code)
+        twin = await state.store.first_with_code(fingerprint)
+        if twin is not None and twin["agent"] != agent and twin["snapshot"] not in {info.id for info in ancestry}:
+            raise ToolInputError(
+                f"this is exactly the code of {twin['agent']}'s submission {twin['id']} (snapshot"
+                f" {twin['snapshot'][:12]}): to build on it, save your snapshot with based_on={twin['snapshot'][:12]}"
+                " so the credit is traceable, and change something"
+            )
+        refusal = await state.store.reserve(
+            agent, "submission", per_agent=settings.pgr_submissions_per_hour,
+            per_team=settings.pgr_team_submissions_per_hour, window_s=HOUR,
+        )  # fmt: skip
+        if refusal is not None:
+            raise ToolInputError(_refusal_message(refusal, "submission"))
+        public_tests = {name: texts for name, texts in state.texts["test"].items() if name in state.bench.tasks}
+        findings = await asyncio.to_thread(find_smuggled, code, public_tests, state.texts["validation"])
+        if findings:
+            logger.warning("refused %s's snapshot %s: %s", agent, full_id[:12], findings)
+            what = "; ".join(f"{f.count} {f.kind} of task {f.task}" for f in findings)
+            raise ToolInputError(
+                f"refused (this used a submission): snapshot {full_id[:12]} holds {what}. Methods learn from the"
+                " teacher's labels and the strong model, not from evaluation data or hand-labelled examples"
+                " (w2s://background, 'What counts')"
+            )
+        row = await state.store.create_submission(
+            agent=agent, snapshot=full_id, entry_point=entry_point, code_sha256=fingerprint,
+            derived_from=derived_from, same_code_as=None if twin is None else twin["id"],
+        )  # fmt: skip
         state.worker.wake()
         return _submission(row, await state.store.queue_position(row["id"]))
 
     @server.tool(annotations=READ)
     async def submission(submission_id: SubmissionId, ctx: Context) -> Submission:
-        """A submission's state, progress, and when done its PGR per task with the shuffled-teacher control."""
+        """A submission's state, progress, and when done its PGR per task (secret task included) and control runs."""
         state = _state(ctx)
         row = await state.store.submission(submission_id)
         if row is None:
@@ -298,6 +534,8 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
                     entry_point=row["entry_point"],
                     pgr_mean=row["pgr_mean"],
                     tasks={result["task"]: result["pgr_mean"] for result in row["results"]},
+                    derived_from=row["derived_from"],
+                    same_code_as=row["same_code_as"],
                     finished_at=row["finished_at"],
                 )
                 for rank, row in enumerate(rows, 1)
@@ -314,8 +552,9 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
 
     @server.resource("w2s://tasks/{name}", mime_type="application/json", description="One task and its baselines.")
     async def task_resource(name: str, ctx: Context) -> str:
-        state = await _ready(_state(ctx))
+        state = _state(ctx)
         check_task(state, name)
+        state.preparation.check()
         return json.dumps(dataclasses.asdict(state.bench.summary(name)), indent=2)
 
     @server.prompt(description="Start a weak-to-strong research session with the brief every agent gets.")

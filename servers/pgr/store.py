@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ CREATE TABLE IF NOT EXISTS submissions (
     results TEXT NOT NULL DEFAULT '[]',
     flags TEXT NOT NULL DEFAULT '[]',
     error TEXT,
+    mode TEXT,
+    code_sha256 TEXT,
+    derived_from TEXT NOT NULL DEFAULT '[]',
+    same_code_as TEXT,
     quarantined_by TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
@@ -50,11 +55,41 @@ CREATE TABLE IF NOT EXISTS evaluations (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evaluations_by_agent ON evaluations(agent, kind, created_at);
+CREATE TABLE IF NOT EXISTS budget_ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS budget_by_kind ON budget_ledger(kind, created_at);
+CREATE TABLE IF NOT EXISTS quick_queries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    predictions TEXT NOT NULL,
+    accuracy REAL NOT NULL,
+    pgr REAL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quick_by_task ON quick_queries(task, id);
 CREATE TRIGGER IF NOT EXISTS evaluations_append_only_update BEFORE UPDATE ON evaluations
 BEGIN SELECT RAISE(ABORT, 'the evaluation audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS evaluations_append_only_delete BEFORE DELETE ON evaluations
 BEGIN SELECT RAISE(ABORT, 'the evaluation audit is append-only'); END;
 """
+
+MIGRATIONS = {
+    "submissions": {
+        "mode": "TEXT",
+        "code_sha256": "TEXT",
+        "derived_from": "TEXT NOT NULL DEFAULT '[]'",
+        "same_code_as": "TEXT",
+    }
+}
+"""Columns added since the first release: added to older files when they are opened."""
+
+FAIR_ORDER = "(SELECT coalesce(max(t.started_at), 0) FROM submissions t WHERE t.agent = s.agent), s.seq"
+"""The queue's order: the agent served longest ago first (round-robin), then first come."""
 
 ACTIVE_STATES = ("queued", "running")
 QUARANTINABLE = ("done", "flagged")
@@ -68,7 +103,17 @@ def submission_fields(row: Any) -> dict[str, Any]:
     fields = dict(row)
     fields["results"] = json.loads(fields["results"])
     fields["flags"] = json.loads(fields["flags"])
+    fields["derived_from"] = json.loads(fields["derived_from"])
     return fields
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a budget refused: whose limit (the agent's or the team's) and when a slot frees."""
+
+    scope: str
+    limit: int
+    resets_at: float
 
 
 class PgrStore:
@@ -79,7 +124,60 @@ class PgrStore:
 
     @classmethod
     async def open(cls, path: Path, *, synchronous: str = "NORMAL") -> PgrStore:
-        return cls(await Database.open(path, SCHEMA, synchronous=synchronous))
+        database = await Database.open(path, SCHEMA, synchronous=synchronous)
+        for table, columns in MIGRATIONS.items():
+            present = {row["name"] for row in await database.fetch_all(f"PRAGMA table_info({table})")}
+            async with database.transaction() as connection:
+                for column, declaration in columns.items():
+                    if column not in present:
+                        await connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        return cls(database)
+
+    async def reserve(self, agent: str, kind: str, *, per_agent: int, per_team: int, window_s: float) -> Refusal | None:
+        """Take one unit of a budget, atomically, for the agent and the team; a Refusal if either is spent."""
+        now = time.time()
+        since = now - window_s
+        async with self._database.transaction() as connection:
+            for scope, limit, where, params in (
+                ("agent", per_agent, "agent = ? AND kind = ?", (agent, kind)),
+                ("team", per_team, "kind = ?", (kind,)),
+            ):
+                cursor = await connection.execute(
+                    f"SELECT count(*), min(created_at) FROM budget_ledger WHERE {where} AND created_at >= ?",
+                    (*params, since),
+                )
+                used, oldest = await cursor.fetchone()  # type: ignore[misc]
+                if used >= limit:
+                    return Refusal(scope, limit, (oldest or now) + window_s)
+            await connection.execute(
+                "INSERT INTO budget_ledger (agent, kind, created_at) VALUES (?, ?, ?)", (agent, kind, now)
+            )
+        return None
+
+    async def budget_used(self, agent: str, kind: str, since: float) -> tuple[int, int]:
+        """Units of a budget used since `since`: (by the agent, by the whole team)."""
+        row = await self._database.fetch_one(
+            "SELECT count(*) AS team, coalesce(sum(agent = ?), 0) AS mine FROM budget_ledger"
+            " WHERE kind = ? AND created_at >= ?",
+            (agent, kind, since),
+        )
+        return (int(row["mine"]), int(row["team"])) if row else (0, 0)
+
+    async def quick_queries(self, task: str) -> list[Any]:
+        """Every quick query the team made on a task: predictions and the answer it got."""
+        return await self._database.fetch_all(
+            "SELECT predictions, accuracy, pgr FROM quick_queries WHERE task = ? ORDER BY id", (task,)
+        )
+
+    async def record_quick_query(
+        self, *, task: str, agent: str, predictions: str, accuracy: float, pgr: float | None
+    ) -> None:
+        async with self._database.transaction() as connection:
+            await connection.execute(
+                "INSERT INTO quick_queries (task, agent, predictions, accuracy, pgr, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (task, agent, predictions, accuracy, pgr, time.time()),
+            )
 
     async def close(self) -> None:
         await self._database.close()
@@ -125,28 +223,44 @@ class PgrStore:
         )
         return int(row["n"]) if row else 0
 
-    async def count_submissions(self, agent: str, since: float) -> int:
-        row = await self._database.fetch_one(
-            "SELECT count(*) AS n FROM submissions WHERE agent = ? AND created_at >= ?", (agent, since)
-        )
-        return int(row["n"]) if row else 0
-
-    async def create_submission(self, *, agent: str, snapshot: str, entry_point: str, total: int) -> dict[str, Any]:
+    async def create_submission(
+        self,
+        *,
+        agent: str,
+        snapshot: str,
+        entry_point: str,
+        code_sha256: str,
+        derived_from: list[str],
+        same_code_as: str | None,
+    ) -> dict[str, Any]:
         submission_id = "sub_" + secrets.token_hex(6)
         async with self._database.transaction() as connection:
             await connection.execute(
-                "INSERT INTO submissions (id, seq, agent, snapshot, entry_point, state, progress_total, created_at)"
-                " VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM submissions), ?, ?, ?, 'queued', ?, ?)",
-                (submission_id, agent, snapshot, entry_point, total, time.time()),
-            )
+                "INSERT INTO submissions (id, seq, agent, snapshot, entry_point, state, code_sha256, derived_from,"
+                " same_code_as, created_at)"
+                " VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM submissions), ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (
+                    submission_id, agent, snapshot, entry_point, code_sha256, json.dumps(derived_from),
+                    same_code_as, time.time(),
+                ),
+            )  # fmt: skip
         return await self.submission(submission_id)  # type: ignore[return-value]
+
+    async def first_with_code(self, code_sha256: str) -> dict[str, Any] | None:
+        """The earliest submission of exactly this code (after normalisation), if any."""
+        row = await self._database.fetch_one(
+            "SELECT * FROM submissions WHERE code_sha256 = ? ORDER BY seq LIMIT 1", (code_sha256,)
+        )
+        return None if row is None else submission_fields(row)
 
     async def submission(self, submission_id: str) -> dict[str, Any] | None:
         row = await self._database.fetch_one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
         return None if row is None else submission_fields(row)
 
     async def next_queued(self) -> dict[str, Any] | None:
-        row = await self._database.fetch_one("SELECT * FROM submissions WHERE state = 'queued' ORDER BY seq LIMIT 1")
+        row = await self._database.fetch_one(
+            f"SELECT s.* FROM submissions s WHERE s.state = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
+        )
         return None if row is None else submission_fields(row)
 
     async def requeue_running(self) -> int:
@@ -185,12 +299,13 @@ class PgrStore:
         return submission
 
     async def queue_position(self, submission_id: str) -> int:
-        row = await self._database.fetch_one(
-            "SELECT count(*) AS n FROM submissions WHERE state IN ('queued', 'running')"
-            " AND seq < (SELECT seq FROM submissions WHERE id = ?)",
-            (submission_id,),
+        """Submissions that will run before this one as the queue stands (running ones included)."""
+        rows = await self._database.fetch_all(
+            f"SELECT s.id, s.state FROM submissions s WHERE s.state IN ('queued', 'running') ORDER BY"
+            f" s.state = 'queued', {FAIR_ORDER}"
         )
-        return int(row["n"]) if row else 0
+        ids = [row["id"] for row in rows]
+        return ids.index(submission_id) if submission_id in ids else 0
 
     async def leaderboard(self, limit: int) -> list[dict[str, Any]]:
         """Official rows only: finished, unflagged, not quarantined; best first."""

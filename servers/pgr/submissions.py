@@ -1,10 +1,12 @@
-"""Running submissions: the queue worker that runs a snapshot's method in a sandbox and scores it.
+"""Running submissions: a fair queue, and one isolated sandbox run per (task, seed, control).
 
-One submission at a time (the machine is the limit): its snapshot is checked out into a fresh
-workspace of the server's own sandbox with test-split bundles for every task and seed, each also
-with the teacher's labels shuffled, under random names and in random order. The method runs
-there, never in this process; only its '0'/'1' predictions come back, scored here against labels
-the sandbox never held. A method that does as well without its teacher is flagged.
+Each run gets a fresh workspace of the server's own sandbox holding the snapshot's code and one
+bundle under a fixed name: no run shares a file, a process or a name with another, and nothing in
+a bundle says which task seed or control it is (the method's seed is fresh and secret). First the
+method's declared strong-model mode is read in its own run; a frozen method then runs where the
+strong model's weights do not exist. Only '0'/'1' predictions come back, scored here against labels
+the sandbox never held. What the submitter learns is the coarse verdict (servers.pgr.verdict) or
+one failure category: never the method's output, which may carry hidden test texts.
 """
 
 from __future__ import annotations
@@ -12,54 +14,75 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
+import os
 import shlex
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import numpy as np
 
 from servers.kit.errors import ToolInputError
 from servers.pgr.store import PgrStore
-from servers.pgr.testbed import BundleRef, TaskBench, summarise
+from servers.pgr.testbed import RunRef, RunScore, TaskBench, run_outcomes
+from servers.pgr.verdict import Margins, judge
+from servers.sandbox.jobs import JobState
+from servers.sandbox.limits import Limit
 from servers.sandbox.service import Sandbox
 from servers.storage.repository import SnapshotRepository
+from servers.w2s.api import FINETUNE, FROZEN, StrongMode
+
+__all__ = ["FAILURES", "SubmissionWorker"]
 
 logger = logging.getLogger(__name__)
 
-PROGRESS = re.compile(r"done (\d+)/(\d+)")
-LOG_TAIL_CHARS = 4000
+DECLARE_TIMEOUT_S = 120.0
+FAILURES = {
+    "import": "the method could not be loaded or declared no valid strong-model mode",
+    "timeout": "a run exceeded the submission's time limit",
+    "limit": "a run hit a sandbox limit (memory, processes or disk)",
+    "error": "the method raised an error in a run",
+    "predictions": "a run left no valid predictions (one '0' or '1' per evaluation text)",
+}
+"""Everything a failed submission tells its author; the logs stay with the operator."""
+
+Ceilings = Callable[[StrongMode], Awaitable[None]]
 
 
-def teacher_effect(results: list[dict[str, Any]]) -> float | None:
-    """Mean over tasks of PGR with the real teacher minus PGR with its labels shuffled."""
-    gaps = [
-        row["pgr_mean"] - row["control_pgr_mean"]
-        for row in results
-        if row["pgr_mean"] is not None and row["control_pgr_mean"] is not None
-    ]
-    return float(np.mean(gaps)) if gaps else None
+class _Failed(Exception):
+    """The submitted method (not the server) failed; ``category`` is a key of FAILURES."""
+
+    def __init__(self, category: str) -> None:
+        super().__init__(FAILURES[category])
+        self.category = category
 
 
 class SubmissionWorker:
-    """Takes queued submissions in order and runs each to a result."""
+    """Takes queued submissions, fairly across agents, and runs each to a verdict."""
 
     def __init__(
         self,
         store: PgrStore,
         bench: TaskBench,
         repository: SnapshotRepository,
-        sandbox: Sandbox,
+        sandboxes: dict[StrongMode, Sandbox],
         *,
         timeout_s: float,
-        control_margin: float,
+        margins: Margins,
+        ceilings: Ceilings,
+        reference: Callable[[], Awaitable[dict[str, float]]],
+        parallel_runs: int = 1,
     ) -> None:
         self._store = store
         self._bench = bench
         self.repository = repository
-        self._sandbox = sandbox
+        self._sandboxes = sandboxes
         self._timeout_s = timeout_s
-        self._control_margin = control_margin
+        self._margins = margins
+        self._ceilings = ceilings
+        self._reference = reference
+        self._parallel = asyncio.Semaphore(parallel_runs)
+        # parallel runs share the cores instead of oversubscribing them (torch threads spin on busy cores)
+        threads = max(1, (os.cpu_count() or 1) // parallel_runs)
+        self._threads = f"OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -80,28 +103,50 @@ class SubmissionWorker:
                 continue
             try:
                 await self.run(submission)
-            except Exception as error:  # one broken submission must not stop the queue
+            except Exception:  # one broken submission must not stop the queue
                 logger.exception("submission %s crashed the worker", submission["id"])
                 await self._store.update(
-                    submission["id"], state="failed", error=f"server error: {error}", finished_at=time.time()
-                )
+                    submission["id"], state="failed", error="server error (the operator has the log)",
+                    finished_at=time.time(),
+                )  # fmt: skip
 
     async def run(self, submission: dict[str, Any]) -> None:
         submission_id = submission["id"]
         logger.info("running %s (%s %s)", submission_id, submission["snapshot"][:12], submission["entry_point"])
-        await self._store.update(submission_id, state="running", started_at=time.time(), progress_done=0)
+        started = time.time()
+        await self._store.update(submission_id, state="running", started_at=started, progress_done=0)
+        deadline = time.monotonic() + self._timeout_s
         try:
             code = await self.repository.read_all(submission["snapshot"])
-            refs, bundles = await self._bench.run(self._bench.make_bundles)
-            await self._sandbox.import_files(submission_id, {**code, **bundles})
-            await self._run_method(submission_id, submission["entry_point"], len(refs))
-            scores = await self._score(submission_id, refs)
-        except _MethodFailed as failure:
+            mode = await self._declared_mode(submission_id, submission["entry_point"], code)
+            await self._store.update(submission_id, mode=mode)
+            await self._ceilings(mode)
+            refs = self._bench.plan_runs()
+            await self._store.update(submission_id, progress_total=len(refs))
+            finished = 0
+
+            async def run(ref: RunRef) -> str:
+                nonlocal finished
+                async with self._parallel:
+                    predictions = await self._run(submission, ref, mode, code, deadline)
+                finished += 1
+                await self._store.update(submission_id, progress_done=finished)
+                return predictions
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    runs = [group.create_task(run(ref)) for ref in refs]
+            except BaseExceptionGroup as errors:  # the first failed run ends the submission, the rest are cancelled
+                failed = errors.subgroup(_Failed)
+                if failed is None:
+                    raise
+                raise failed.exceptions[0] from None
+            scored = [(ref, await self._score(ref, task.result(), mode)) for ref, task in zip(refs, runs, strict=True)]
+        except _Failed as failure:
+            logger.info("%s failed: %s", submission_id, failure.category)
             await self._store.update(submission_id, state="failed", error=str(failure), finished_at=time.time())
             return
-        finally:
-            await self._sandbox.remove_workspace(submission_id)
-        for ref, score in scores:
+        for ref, score in scored:
             await self._store.record_evaluation(
                 agent=submission["agent"],
                 kind="submission",
@@ -110,76 +155,85 @@ class SubmissionWorker:
                 submission_id=submission_id,
                 seed=ref.seed,
                 control=ref.control,
-                predictions_sha256=score["predictions_sha256"],
-                accuracy=score["acc_w2s"],
-                pgr=score["pgr"],
+                predictions_sha256=score[1],
+                accuracy=score[0].acc_w2s,
+                pgr=score[0].pgr,
             )
-        await self._store.update(submission_id, finished_at=time.time(), **self._outcome(scores))
-        logger.info("finished %s", submission_id)
+        verdict = judge(
+            run_outcomes([(ref, score[0]) for ref, score in scored]),
+            {name: task.spec.family for name, task in self._bench.scored.items()},
+            set(self._bench.secret),
+            self._margins,
+            await self._reference(),
+        )
+        await self._store.update(
+            submission_id,
+            state=verdict.state,
+            results=verdict.results,
+            flags=verdict.flags,
+            pgr_mean=verdict.pgr_mean,
+            finished_at=time.time(),
+        )
+        logger.info("finished %s: %s", submission_id, verdict.state)
 
-    async def _run_method(self, submission_id: str, entry_point: str, total: int) -> None:
-        command = f"python -m servers.w2s.runner --entry {shlex.quote(entry_point)} --bundles inputs --outputs outputs"
-        job_id = await self._sandbox.start_job(submission_id, "submission", command, self._timeout_s)
-        done = 0
-        while True:
-            info = await self._sandbox.job_status(submission_id, job_id)
-            tail = (await self._sandbox.job_logs(submission_id, job_id, None, 4096)).text
-            counts = PROGRESS.findall(tail)
-            if counts and int(counts[-1][0]) != done:
-                done = int(counts[-1][0])
-                await self._store.update(submission_id, progress_done=done, progress_total=total)
-            if info.finished:
-                break
-            await asyncio.sleep(0.5)
-        if info.state != "succeeded":
-            log = (await self._sandbox.job_logs(submission_id, job_id, None, LOG_TAIL_CHARS)).text
-            reason = info.error or f"exit code {info.exit_code}"
-            raise _MethodFailed(f"the method failed ({reason}); end of its log:\n{_without_progress(log)}")
+    async def _job(
+        self, sandbox: Sandbox, workspace: str, files: dict[str, str | bytes], command: str, timeout_s: float
+    ) -> None:
+        """Run one command in a fresh workspace; raise _Failed by category unless it succeeds."""
+        await sandbox.import_files(workspace, files)
+        job_id = await sandbox.start_job(workspace, "run", command, max(1.0, timeout_s))
+        info = await sandbox.wait_job(workspace, job_id)
+        while not info.finished:
+            info = await sandbox.wait_job(workspace, job_id)
+        if info.state is not JobState.SUCCEEDED:
+            log = (await sandbox.job_logs(workspace, job_id, None, 4000)).text
+            logger.info("run %s failed (%s, %s); end of its log:\n%s", workspace, info.state, info.limit_hit, log)
+            if info.limit_hit == Limit.TIMEOUT:
+                raise _Failed("timeout")
+            raise _Failed("limit" if info.limit_hit else "error")
 
-    async def _output(self, submission_id: str, path: str) -> str:
+    async def _declared_mode(self, submission_id: str, entry_point: str, code: dict[str, bytes]) -> StrongMode:
+        """The mode the method declares, read in a run of its own (without weights, like any frozen run)."""
+        sandbox, workspace = self._sandboxes[FROZEN], f"{submission_id}-mode"
+        command = f"python -m servers.w2s.runner --entry {shlex.quote(entry_point)} --declare-mode mode.txt"
         try:
-            return (await self._sandbox.read_file(submission_id, path)).text
-        except ToolInputError:
-            raise _MethodFailed(f"the run left no {path}") from None
-
-    async def _score(self, submission_id: str, refs: list[BundleRef]) -> list[tuple[BundleRef, dict[str, Any]]]:
-        mode = (await self._output(submission_id, "outputs/mode.txt")).strip()
-        if mode not in ("frozen", "finetune"):
-            raise _MethodFailed(f"the runner reported an unknown strong-model mode {mode!r}")
-        scores = []
-        for ref in refs:
-            predictions = await self._output(submission_id, f"outputs/{ref.bundle_id}.txt")
             try:
-                score = await self._bench.run(self._bench.score_bundle, ref, predictions, mode)
-            except ValueError as error:
-                raise _MethodFailed(f"unusable predictions: {error}") from None
-            score["predictions_sha256"] = hashlib.sha256(predictions.encode()).hexdigest()
-            scores.append((ref, score))
-        return scores
+                await self._job(sandbox, workspace, dict(code), command, DECLARE_TIMEOUT_S)
+            except _Failed:
+                raise _Failed("import") from None
+            mode = await self._output(sandbox, workspace, "mode.txt", "import")
+        finally:
+            await sandbox.remove_workspace(workspace)
+        if mode.strip() not in (FROZEN, FINETUNE):
+            raise _Failed("import")
+        return FINETUNE if mode.strip() == FINETUNE else FROZEN
 
-    def _outcome(self, scores: list[tuple[BundleRef, dict[str, Any]]]) -> dict[str, Any]:
-        """State, per-task results, flags and the overall PGR of a scored run."""
-        results = summarise(scores)
-        defined = [row["pgr_mean"] for row in results if row["pgr_mean"] is not None]
-        effect = teacher_effect(results)
-        flags = []
-        if effect is not None and effect < self._control_margin:
-            flags.append(
-                f"ignores-teacher: with the teacher's labels shuffled it loses only {effect:.2f} PGR"
-                f" (needs {self._control_margin:.2f}); kept off the leaderboard"
-            )
-        return {
-            "state": "flagged" if flags else "done",
-            "results": results,
-            "flags": flags,
-            "pgr_mean": float(np.mean(defined)) if defined else None,
-            "progress_done": len(scores),
-        }
+    async def _run(
+        self, submission: dict[str, Any], ref: RunRef, mode: StrongMode, code: dict[str, bytes], deadline: float
+    ) -> str:
+        sandbox = self._sandboxes[mode]
+        workspace = f"{submission['id']}-{ref.run_id[:8]}"
+        bundle = await self._bench.run(self._bench.bundle, ref, mode)
+        entry = shlex.quote(submission["entry_point"])
+        command = f"{self._threads} python -m servers.w2s.runner --entry {entry} --bundle run.pt --out predictions.txt"
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Failed("timeout")
+            await self._job(sandbox, workspace, {**code, "run.pt": bundle}, command, remaining)
+            return await self._output(sandbox, workspace, "predictions.txt", "predictions")
+        finally:
+            await sandbox.remove_workspace(workspace)
 
+    async def _output(self, sandbox: Sandbox, workspace: str, path: str, category: str) -> str:
+        try:
+            return (await sandbox.read_file(workspace, path)).text
+        except ToolInputError:
+            raise _Failed(category) from None
 
-class _MethodFailed(Exception):
-    """The submitted method (not the server) failed; its message goes to the submitter."""
-
-
-def _without_progress(log: str) -> str:
-    return "\n".join(line for line in log.splitlines() if not PROGRESS.fullmatch(line.strip()))[-LOG_TAIL_CHARS:]
+    async def _score(self, ref: RunRef, predictions: str, mode: StrongMode) -> tuple[RunScore, str]:
+        try:
+            score = await self._bench.run(self._bench.score_run, ref, predictions, mode)
+        except ValueError:
+            raise _Failed("predictions") from None
+        return score, hashlib.sha256(predictions.encode()).hexdigest()

@@ -1,8 +1,9 @@
 """The PGR server's view of the W2S testbed: tasks with their hidden labels, cached per-seed
-data, public inputs for the agents' sandboxes, and scoring of predictions.
+data, public inputs for the agents' sandboxes, the runs of an official submission, and scoring.
 
 Only this process ever holds labels. What it writes for others holds none: the public inputs
-(seed 0, validation split) that every sandbox sees at /tasks, and the bundles of a submission.
+(seed 0, validation split) that every sandbox sees at /tasks, and one bundle per official run.
+The secret transfer task and every control run's randomness come from keys agents never see.
 """
 
 from __future__ import annotations
@@ -13,32 +14,49 @@ import io
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from servers.w2s.api import FROZEN, StrongMode
+from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 from servers.w2s.bundle import parse_predictions, save_bundle
+from servers.w2s.controls import Control, control_accuracy, decoy_task, shuffled_order
 from servers.w2s.scoring import accuracy, pgr
 from servers.w2s.tasks import Task, list_tasks, load_task
 from servers.w2s.testbed import SeedData, Testbed
+
+__all__ = ["QUICK_SEED", "RunRef", "RunScore", "TaskBench", "TaskSummary"]
 
 logger = logging.getLogger(__name__)
 
 QUICK_SEED = 0
 """Quick feedback and the public inputs use one fixed seed's validation split."""
+CONTROL_KINDS: tuple[Control, ...] = ("shuffled", "decoy")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class BundleRef:
-    """Which (task, seed, control) a randomly named bundle holds: kept on the server only."""
+class RunRef:
+    """One official run: which (task, seed, control) its bundle holds. Kept on the server only."""
 
-    bundle_id: str
+    run_id: str
     task: str
     seed: int
-    control: str
+    control: Control
+
+
+@dataclass(frozen=True)
+class RunScore:
+    """One run's scores; PGR is None where the ceiling-minus-weak gap is too small."""
+
+    acc_w2s: float
+    acc_weak: float
+    acc_ceiling: float
+    pgr: float | None
 
 
 @dataclass(frozen=True)
@@ -50,39 +68,65 @@ class TaskSummary:
     acc_ceiling: float
 
 
-def _encoder(task: Task) -> dict[str, Any]:
-    return dataclasses.asdict(task.spec.strong)
-
-
-def _bundle_bytes(testbed: Testbed, data: SeedData, split: str, shuffled: bool) -> bytes:
-    buffer = io.BytesIO()
-    save_bundle(buffer, testbed.method_input(data, split, shuffled=shuffled), _encoder(data.task))  # type: ignore[arg-type]
-    return buffer.getvalue()
-
-
 class TaskBench:
-    """The tasks the server scores, loaded once; heavy work runs on a worker thread."""
+    """The tasks the server scores (public and secret), loaded once; heavy work runs on a worker thread.
 
-    def __init__(self, tasks_root: Path | None, cache_dir: Path, seeds: int) -> None:
+    ``key`` is the server's secret: it draws the control runs' shuffles and decoys.
+    """
+
+    def __init__(
+        self, tasks_root: Path | None, secret_root: Path | None, cache_dir: Path, seeds: int, key: bytes
+    ) -> None:
         self.tasks: dict[str, Task] = {name: load_task(name, tasks_root) for name in list_tasks(tasks_root)}
+        packs = list_tasks(secret_root) if secret_root is not None and secret_root.is_dir() else []
+        # opaque names: a pack's folder name may say what it is about
+        names = {"secret": packs[0]} if len(packs) == 1 else {f"secret-{i}": p for i, p in enumerate(packs, 1)}
+        self.secret: dict[str, Task] = {
+            name: dataclasses.replace(
+                task := load_task(pack, secret_root), spec=dataclasses.replace(task.spec, name=name)
+            )
+            for name, pack in names.items()
+        }
         self.testbed = Testbed(cache_dir)
         self.seeds = list(range(seeds))
+        self._key = key
+        self._decoys: dict[str, Task] = {}
         self._lock = asyncio.Lock()
         self._current: asyncio.Future[Any] | None = None
 
-    async def run(self, function: Any, *args: Any) -> Any:
+    @property
+    def scored(self) -> dict[str, Task]:
+        """Every task an official score averages over: the public ones, then the secret ones."""
+        return {**self.tasks, **self.secret}
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Torch work, one at a time, off the event loop."""
         async with self._lock:
             self._current = asyncio.ensure_future(asyncio.to_thread(function, *args))
-            return await asyncio.shield(self._current)
+            return await asyncio.shield(self._current)  # type: ignore[no-any-return]
 
     async def drain(self) -> None:
         """Wait for work already on its thread (a cancelled caller does not stop the thread)."""
         if self._current is not None:
             await asyncio.gather(self._current, return_exceptions=True)
 
-    def seed_data(self, task: str, seed: int, mode: StrongMode = FROZEN) -> SeedData:
-        return self.testbed.seed_data(self.tasks[task], seed, mode)
+    def task(self, name: str, control: Control = "none") -> Task:
+        """A scored task, or its decoy relabelling for a decoy control run."""
+        task = self.scored[name]
+        if control != "decoy":
+            return task
+        if name not in self._decoys:
+            features = self.testbed.features(task, task.spec.strong)
+            self._decoys[name] = decoy_task(task, features, self._key)
+        return self._decoys[name]
+
+    def seed_data(self, task: str, seed: int, mode: StrongMode = FROZEN, control: Control = "none") -> SeedData:
+        return self.testbed.seed_data(self.task(task, control), seed, mode)
+
+    def prepare(self, task: str, seed: int) -> None:
+        """Cache a seed of a task with both control relabellings (frozen ceilings)."""
+        for control in ("none", "decoy"):
+            self.seed_data(task, seed, FROZEN, control)
 
     def summary(self, task: str) -> TaskSummary:
         data = self.seed_data(task, QUICK_SEED)
@@ -95,60 +139,88 @@ class TaskBench:
         )
 
     def export_public_inputs(self, folder: Path) -> None:
-        """Write each task's seed-0 validation inputs (no labels) where every sandbox sees them at /tasks."""
+        """Write each public task's seed-0 validation inputs (no labels) where every sandbox sees them at /tasks."""
         for name in self.tasks:
             data = self.seed_data(name, QUICK_SEED)
             target = folder / name
             target.mkdir(parents=True, exist_ok=True)
-            (target / "validation.pt").write_bytes(_bundle_bytes(self.testbed, data, "validation", False))
-            summary = dataclasses.asdict(self.summary(name))
-            (target / "info.json").write_text(json.dumps(summary, indent=2))
+            buffer = io.BytesIO()
+            save_bundle(
+                buffer, self.testbed.method_input(data, "validation"), dataclasses.asdict(data.task.spec.strong)
+            )
+            (target / "validation.pt").write_bytes(buffer.getvalue())
+            (target / "info.json").write_text(json.dumps(dataclasses.asdict(self.summary(name)), indent=2))
         logger.info("public inputs of %d tasks in %s", len(self.tasks), folder)
 
-    def quick_score(self, task: str, predictions: str) -> tuple[float, float | None]:
-        """Accuracy and PGR of predictions for the seed-0 validation split."""
+    def validation_size(self, task: str) -> int:
+        return int(len(self.seed_data(task, QUICK_SEED).splits.validation))
+
+    def quick_score(self, task: str, predictions: str) -> tuple[float, float, float]:
+        """Exact validation accuracy of predictions for the seed-0 split, with its weak and ceiling accuracy."""
         data = self.seed_data(task, QUICK_SEED)
-        rows = data.splits["validation"]
-        predicted = parse_predictions(predictions, len(rows))
-        acc = accuracy(predicted, self.tasks[task].labels[rows])
-        return acc, pgr(data.acc_weak["validation"], data.acc_ceiling["validation"], acc)
+        rows = data.splits.validation
+        acc = accuracy(parse_predictions(predictions, len(rows)), self.tasks[task].labels[rows])
+        return acc, data.acc_weak["validation"], data.acc_ceiling["validation"]
 
-    def make_bundles(self) -> tuple[list[BundleRef], dict[str, bytes]]:
-        """Test-split bundles for every task and seed, each also with shuffled weak labels, in random order."""
-        refs: list[BundleRef] = []
-        files: dict[str, bytes] = {}
-        for task in self.tasks:
-            for seed in self.seeds:
-                data = self.seed_data(task, seed)
-                for control in ("none", "shuffled"):
-                    ref = BundleRef(secrets.token_hex(8), task, seed, control)
-                    refs.append(ref)
-                    files[f"inputs/{ref.bundle_id}.pt"] = _bundle_bytes(
-                        self.testbed, data, "test", control == "shuffled"
-                    )
-        return refs, files
+    def plan_runs(self) -> list[RunRef]:
+        """A submission's runs in random order: every task and seed, plus one run of each control
+        per task on a seed drawn in secret. Run ids are random; nothing in a run names its kind."""
+        chooser = secrets.SystemRandom()
+        refs = [RunRef(secrets.token_hex(8), task, seed, "none") for task in self.scored for seed in self.seeds]
+        for task in self.scored:
+            for control in CONTROL_KINDS:
+                refs.append(RunRef(secrets.token_hex(8), task, chooser.choice(self.seeds), control))
+        chooser.shuffle(refs)
+        return refs
 
-    def score_bundle(self, ref: BundleRef, predictions: str, mode: StrongMode) -> dict[str, Any]:
-        data = self.seed_data(ref.task, ref.seed, mode)
-        rows = data.splits["test"]
-        predicted = parse_predictions(predictions, len(rows))
-        acc = accuracy(predicted, self.tasks[ref.task].labels[rows])
+    def bundle(self, ref: RunRef, mode: StrongMode) -> bytes:
+        """The run's test-split inputs, with a fresh secret method seed; weights only for fine-tuning runs."""
+        data = self.seed_data(ref.task, ref.seed, FROZEN, ref.control)
+        order = None
+        if ref.control == "shuffled":
+            order = shuffled_order(len(data.splits.train), self._key + ref.run_id.encode())
+        inp = self.testbed.method_input(
+            data, "test", weak_order=order, method_seed=secrets.randbits(31), model_access=mode == FINETUNE
+        )
+        buffer = io.BytesIO()
+        save_bundle(buffer, inp, dataclasses.asdict(data.task.spec.strong))
+        return buffer.getvalue()
+
+    def score_run(self, ref: RunRef, predictions: str, mode: StrongMode) -> RunScore:
+        """Score a run against its labels (the decoy's for a decoy run); the ceiling must be cached for `mode`."""
+        data = self.seed_data(ref.task, ref.seed, mode, ref.control)
+        rows = data.splits.test
+        labels = self.task(ref.task, ref.control).labels[rows]
+        acc = control_accuracy(ref.control, accuracy(parse_predictions(predictions, len(rows)), labels))
         weak, ceiling = data.acc_weak["test"], data.acc_ceiling["test"]
-        return {"acc_w2s": acc, "acc_weak": weak, "acc_ceiling": ceiling, "pgr": pgr(weak, ceiling, acc)}
+        return RunScore(acc_w2s=acc, acc_weak=weak, acc_ceiling=ceiling, pgr=pgr(weak, ceiling, acc))
+
+    def test_texts(self) -> dict[str, frozenset[str]]:
+        """Every scored task's hidden test texts (for the smuggling check at submit)."""
+        return {
+            name: frozenset(task.texts[i] for i in self.seed_data(name, QUICK_SEED).splits.test)
+            for name, task in self.scored.items()
+        }
+
+    def validation_texts(self) -> dict[str, frozenset[str]]:
+        """Every public task's validation texts, whose labels the quick feedback is about."""
+        return {
+            name: frozenset(task.texts[i] for i in self.seed_data(name, QUICK_SEED).splits.validation)
+            for name, task in self.tasks.items()
+        }
 
 
-def summarise(scores: list[tuple[BundleRef, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Per task: PGR mean and standard error over seeds, for the real run and the shuffled control."""
+def run_outcomes(scores: list[tuple[RunRef, RunScore]]) -> list[dict[str, Any]]:
+    """Exact per-task means (never shown as they are: see servers.pgr.official)."""
     results = []
-    for task in sorted({ref.task for ref, _ in scores}):
+    for task in dict.fromkeys(ref.task for ref, _ in scores):
         row: dict[str, Any] = {"task": task}
-        for control, prefix in (("none", ""), ("shuffled", "control_")):
-            values = [s["pgr"] for ref, s in scores if ref.task == task and ref.control == control]
-            defined = np.array([v for v in values if v is not None], dtype=float)
-            accs = [s["acc_w2s"] for ref, s in scores if ref.task == task and ref.control == control]
-            row[f"{prefix}pgr_mean"] = float(defined.mean()) if len(defined) else None
-            row[f"{prefix}pgr_se"] = float(defined.std(ddof=1) / np.sqrt(len(defined))) if len(defined) > 1 else None
-            row[f"{prefix}acc_mean"] = float(np.mean(accs)) if accs else None
-        row["seeds"] = len([1 for ref, _ in scores if ref.task == task and ref.control == "none"])
+        real = [s.pgr for ref, s in scores if ref.task == task and ref.control == "none" and s.pgr is not None]
+        row["pgr_mean"] = float(np.mean(real)) if real else None
+        row["pgr_se"] = float(np.std(real, ddof=1) / np.sqrt(len(real))) if len(real) > 1 else None
+        row["seeds"] = sum(1 for ref, _ in scores if ref.task == task and ref.control == "none")
+        for control in CONTROL_KINDS:
+            values = [s.pgr for ref, s in scores if ref.task == task and ref.control == control and s.pgr is not None]
+            row[f"{control}_pgr"] = float(np.mean(values)) if values else None
         results.append(row)
     return results

@@ -10,8 +10,10 @@ The strong model is offered two ways:
 
 * frozen: ``strong.train_features`` / ``strong.eval_features`` are cached, mean-pooled,
   standardised features; train a head on them (see ``servers.w2s.heads``). This is the default.
-* fine-tuning: ``strong.fine_tune(...)`` trains the whole model with a linear head. A method that
-  fine-tunes must be marked with ``@finetunes`` so its score is compared with a fine-tuned ceiling.
+* fine-tuning: ``strong.fine_tune(...)`` trains the whole model with a linear head, and
+  ``strong.embed(...)`` embeds other texts. Both need the model's weights, so a method that uses
+  them must be marked with ``@finetunes``: its score is compared with a fine-tuned ceiling, and in
+  official runs only such methods see the weights (a frozen run has no model to load).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from servers.w2s.losses import LossFn, soft_cross_entropy
 __all__ = [
     "FINETUNE",
     "FROZEN",
+    "NO_MODEL_ACCESS",
+    "ModelAccessError",
     "FinetuneRecipe",
     "HeadRecipe",
     "LossFn",
@@ -84,6 +88,25 @@ class StrongBackend(Protocol):
         loss: LossFn,
         seed: int,
     ) -> np.ndarray: ...
+
+
+class ModelAccessError(RuntimeError):
+    """A frozen official run asked for the strong model's weights."""
+
+
+class _NoModelAccess:
+    """The backend of a frozen official run: the features are all there is."""
+
+    def _refuse(self, *_: object, **__: object) -> np.ndarray:
+        raise ModelAccessError(
+            "this run is frozen: the strong model's weights are not available to it; use"
+            " strong.train_features / strong.eval_features, or mark the method @finetunes to embed or fine-tune"
+        )
+
+    embed = fine_tune = _refuse
+
+
+NO_MODEL_ACCESS: StrongBackend = _NoModelAccess()  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -16,13 +16,13 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from servers.w2s.api import FinetuneRecipe, HeadRecipe, MethodInput, Prediction, StrongModel
+from servers.w2s.api import NO_MODEL_ACCESS, FinetuneRecipe, HeadRecipe, MethodInput, Prediction, StrongModel
 from servers.w2s.encoders import EncoderSpec, LazyEncoder
 from servers.w2s.scoring import to_labels
 
 __all__ = ["BUNDLE_FORMAT", "format_predictions", "load_bundle", "parse_predictions", "save_bundle"]
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 
 BundleFile = str | Path | IO[bytes]
 
@@ -47,6 +47,7 @@ def save_bundle(file: BundleFile, inp: MethodInput, encoder: Mapping[str, Any]) 
             "head_recipe": asdict(strong.head_recipe),
             "finetune_recipe": asdict(strong.finetune_recipe),
             "encoder": dict(encoder),
+            "model_access": strong.backend is not NO_MODEL_ACCESS,
         },
     }
     torch.save(payload, file)
@@ -70,7 +71,7 @@ def load_bundle(file: BundleFile) -> MethodInput:
             eval_features=strong["eval_features"],
             head_recipe=HeadRecipe(**strong["head_recipe"]),
             finetune_recipe=FinetuneRecipe(**strong["finetune_recipe"]),
-            backend=LazyEncoder(EncoderSpec(**strong["encoder"])),
+            backend=LazyEncoder(EncoderSpec(**strong["encoder"])) if strong["model_access"] else NO_MODEL_ACCESS,
             feature_mean=strong["feature_mean"].numpy(),
             feature_std=strong["feature_std"].numpy(),
         ),

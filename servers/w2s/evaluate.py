@@ -1,8 +1,9 @@
 """Evaluate a method on a task over seeds: weak, ceiling and W2S accuracy and PGR per seed.
 
-The method sees only ``MethodInput`` (no labels). The ``shuffled`` control hands it the weak soft
-labels permuted across train examples: a method that follows its teacher loses most of its score,
-one that ignores the teacher does not, which is how the server flags the latter.
+The method sees only ``MethodInput`` (no labels). The controls (``servers.w2s.controls``) hand it a
+shuffled or a decoy teacher: a method that follows its teacher loses its score under the first and
+learns the decoy under the second; one that ignores the teacher does neither, which is how the
+server flags it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from servers.w2s.api import Method, StrongMode, strong_mode
+from servers.w2s.controls import CONTROLS, Control, control_accuracy, decoy_task, shuffled_order
 from servers.w2s.scoring import accuracy, pgr, to_labels
 from servers.w2s.splits import EvalSplit
 from servers.w2s.tasks import Task, load_task
@@ -24,7 +25,8 @@ __all__ = ["Control", "SeedResult", "default_cache_dir", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
-Control = Literal["none", "shuffled"]
+LOCAL_CONTROL_KEY = b"local"
+"""Controls run here (baseline tables) use a fixed key; the PGR server uses its own secret one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,22 +59,27 @@ def evaluate(
     data_dir: Path = Path("data"),
     cache_dir: Path | None = None,
     tasks_root: Path | None = None,
+    control_key: bytes = LOCAL_CONTROL_KEY,
 ) -> list[SeedResult]:
     """Run method on each seed of the task and score it on the split (``test`` or ``validation``)."""
     if split not in ("validation", "test"):
         raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
-    if control not in ("none", "shuffled"):
-        raise ValueError(f"control must be 'none' or 'shuffled', got {control!r}")
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
     loaded = task if isinstance(task, Task) else load_task(task, tasks_root)
     testbed = Testbed(cache_dir or default_cache_dir(data_dir))
+    if control == "decoy":
+        loaded = decoy_task(loaded, testbed.features(loaded, loaded.spec.strong), control_key)
     mode = strong_mode(method)
     results = []
     for seed in seeds:
         data = testbed.seed_data(loaded, seed, mode)
-        inp = testbed.method_input(data, split, shuffled=control == "shuffled")
+        n_train = len(data.splits.train)
+        order = shuffled_order(n_train, control_key + bytes([seed % 256])) if control == "shuffled" else None
+        inp = testbed.method_input(data, split, weak_order=order)
         started = time.perf_counter()
         predicted = to_labels(method(inp), len(inp.eval_texts))
-        acc_w2s = accuracy(predicted, loaded.labels[data.splits[split]])
+        acc_w2s = control_accuracy(control, accuracy(predicted, loaded.labels[data.splits[split]]))
         weak, ceiling = data.acc_weak[split], data.acc_ceiling[split]
         result = SeedResult(
             task=loaded.name,

@@ -1,12 +1,13 @@
 """Run a method on bundled inputs (``python -m servers.w2s.runner``); what a sandbox executes.
 
-Two uses:
+Three uses:
 
 * an agent checking a method on a task's public inputs (seed 0, validation split):
   ``--task NAME --entry method.py:method --out predictions.txt`` reads ``/tasks/NAME/validation.pt``;
-* the server running a submission: ``--entry method.py:method --bundles inputs --outputs outputs``
-  writes ``outputs/<bundle>.txt`` per ``inputs/<bundle>.pt`` and ``outputs/mode.txt`` (the
-  strong-model mode the method asks for), printing ``done i/n`` to stderr after each bundle.
+* the server asking which strong-model mode a method declares (``@finetunes`` or not):
+  ``--entry method.py:method --declare-mode mode.txt``;
+* the server running one official run, alone in its own sandbox:
+  ``--entry method.py:method --bundle run.pt --out predictions.txt``.
 
 A method that raises ends the run with its traceback on stderr and a non-zero exit status.
 """
@@ -59,28 +60,21 @@ def run_bundle(method: Method, bundle: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m servers.w2s.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--entry", required=True, help="method.py:method or package.module:method")
-    parser.add_argument("--task", help=f"run on {PUBLIC_INPUTS}/TASK/validation.pt")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", help=f"run on {PUBLIC_INPUTS}/TASK/validation.pt")
+    what.add_argument("--bundle", type=Path, help="run on one bundle file")
+    what.add_argument("--declare-mode", type=Path, metavar="FILE", help="write the method's strong-model mode")
     parser.add_argument("--inputs", type=Path, default=PUBLIC_INPUTS, help="folder of the public task inputs")
-    parser.add_argument("--out", type=Path, default=Path("predictions.txt"), help="predictions file (with --task)")
-    parser.add_argument("--bundles", type=Path, help="folder of *.pt bundles (instead of --task)")
-    parser.add_argument("--outputs", type=Path, help="folder for <bundle>.txt and mode.txt (with --bundles)")
+    parser.add_argument("--out", type=Path, default=Path("predictions.txt"), help="predictions file")
     args = parser.parse_args(argv)
-    if (args.task is None) == (args.bundles is None):
-        parser.error("give either --task or --bundles")
-    if args.bundles is not None and args.outputs is None:
-        parser.error("--bundles needs --outputs")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     method = load_entry(args.entry)
-    if args.task is not None:
-        args.out.write_text(run_bundle(method, args.inputs / args.task / "validation.pt") + "\n")
-        print(f"wrote {args.out}", file=sys.stderr)
+    if args.declare_mode is not None:
+        args.declare_mode.write_text(strong_mode(method) + "\n")
         return 0
-    args.outputs.mkdir(parents=True, exist_ok=True)
-    (args.outputs / "mode.txt").write_text(strong_mode(method) + "\n")
-    bundles = sorted(args.bundles.glob("*.pt"))
-    for done, bundle in enumerate(bundles, start=1):
-        (args.outputs / f"{bundle.stem}.txt").write_text(run_bundle(method, bundle) + "\n")
-        print(f"done {done}/{len(bundles)}", file=sys.stderr, flush=True)
+    bundle = args.bundle if args.bundle is not None else args.inputs / args.task / "validation.pt"
+    args.out.write_text(run_bundle(method, bundle) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Per-seed splits of a task into weak-train, train, validation and test.
+"""Splits of a task into weak-train, train, validation and test.
 
-Splits are stratified by label so every split keeps the task's class balance, and depend only on
-(labels, fractions, seed): the same seed always gives the same split on any machine.
+The test split is the same for every seed (drawn once with ``TEST_SEED``): it is the hidden set
+official scores are measured on, and no text of it is ever in a public input or a training split
+of any seed. The other rows are re-split per seed. Splits are stratified by label so every split
+keeps the task's class balance, and depend only on (labels, fractions, seed).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["SPLIT_NAMES", "EvalSplit", "SplitFractions", "Splits", "make_splits"]
+__all__ = ["SPLIT_NAMES", "TEST_SEED", "EvalSplit", "SplitFractions", "Splits", "make_splits"]
 
 SPLIT_NAMES = ("weak_train", "train", "validation", "test")
+TEST_SEED = 20_261_130
+"""Draws the fixed test split; a constant, so every machine hides the same rows."""
 EvalSplit = Literal["validation", "test"]
 
 
@@ -48,14 +52,17 @@ class Splits:
 
 
 def make_splits(labels: np.ndarray, fractions: SplitFractions, seed: int) -> Splits:
-    """Shuffle each class with the seed and cut it by the fractions."""
-    rng = np.random.default_rng(seed)
-    cumulative = np.cumsum([fractions.weak_train, fractions.train, fractions.validation])
+    """Cut each class's fixed test share first, then shuffle the rest with the seed and cut it."""
+    test_rng, seed_rng = np.random.default_rng(TEST_SEED), np.random.default_rng(seed)
+    rest = fractions.weak_train + fractions.train + fractions.validation
+    cumulative = np.cumsum([fractions.weak_train, fractions.train]) / rest
     parts: list[list[np.ndarray]] = [[], [], [], []]
     for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        cuts = np.round(cumulative * len(rows)).astype(int)
-        for part, chunk in zip(parts, np.split(rows, cuts), strict=True):
+        rows = test_rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(fractions.test * len(rows)))
+        others = seed_rng.permutation(np.sort(rows[n_test:]))
+        cuts = np.round(cumulative * len(others)).astype(int)
+        for part, chunk in zip(parts, [*np.split(others, cuts), rows[:n_test]], strict=True):
             part.append(chunk)
     weak_train, train, validation, test = (np.sort(np.concatenate(p)) for p in parts)
     return Splits(weak_train=weak_train, train=train, validation=validation, test=test)

@@ -15,6 +15,7 @@ import io
 import json
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ class TaskSpec:
 
     name: str
     description: str
+    family: str
+    """Tasks of one family test one skill; the secret transfer task of a family checks its public ones."""
     folder: Path
     data_files: tuple[str, ...]
     fractions: SplitFractions
@@ -50,16 +53,30 @@ class TaskSpec:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Task:
-    """A loaded task: its spec, texts, 0/1 labels and a hash of the data bytes (for cache keys)."""
+    """A loaded task: its spec, texts, 0/1 labels and a hash of the data bytes (for cache keys).
+
+    ``strata`` are the labels its splits are stratified by: the task's own, except for a control
+    task that relabels another one's texts and must keep that task's splits exactly.
+    """
 
     spec: TaskSpec
     texts: tuple[str, ...]
     labels: np.ndarray
     data_hash: str
+    strata: np.ndarray | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def split_labels(self) -> np.ndarray:
+        return self.labels if self.strata is None else self.strata
+
+    @cached_property
+    def texts_hash(self) -> str:
+        """A hash of the texts alone: features depend on nothing else."""
+        return hashlib.sha256("\x00".join(self.texts).encode("utf-8")).hexdigest()
 
 
 def _model_path(folder: Path, table: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +103,7 @@ def _read_spec(folder: Path) -> TaskSpec:
     return TaskSpec(
         name=raw.get("name", folder.name),
         description=raw.get("description", "").strip(),
+        family=raw.get("family", raw.get("name", folder.name)),
         folder=folder,
         data_files=tuple([data] if isinstance(data, str) else data),
         fractions=SplitFractions(**raw.get("splits", {})),

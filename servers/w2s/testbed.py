@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from servers.w2s.api import FINETUNE, FROZEN, MethodInput, StrongMode, StrongModel
+from servers.w2s.api import FINETUNE, FROZEN, NO_MODEL_ACCESS, MethodInput, StrongMode, StrongModel
 from servers.w2s.cache import DiskCache
 from servers.w2s.encoders import EncoderSpec, LazyEncoder, load_encoder
 from servers.w2s.heads import fit_predict
@@ -30,7 +30,7 @@ __all__ = ["CACHE_VERSION", "SeedData", "Testbed"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bump when a change to this code changes what a cache entry would contain."""
 
 EVAL_SPLITS: tuple[EvalSplit, ...] = ("validation", "test")
@@ -80,7 +80,7 @@ class Testbed:
 
     def features(self, task: Task, spec: EncoderSpec) -> np.ndarray:
         """Raw mean-pooled features of every text of the task (cached)."""
-        key = {"v": CACHE_VERSION, "data": task.data_hash, "encoder": asdict(spec)}
+        key = {"v": CACHE_VERSION, "texts": task.texts_hash, "encoder": asdict(spec)}
 
         def compute() -> dict[str, np.ndarray]:
             logger.info("task %s: embedding %d texts with %s", task.name, len(task.texts), spec.kind)
@@ -145,7 +145,7 @@ class Testbed:
 
     def seed_data(self, task: Task, seed: int, mode: StrongMode = FROZEN) -> SeedData:
         """Splits, weak labels, weak and ceiling accuracies and strong features for one seed."""
-        splits = make_splits(task.labels, task.spec.fractions, seed)
+        splits = make_splits(task.split_labels, task.spec.fractions, seed)
         weak = self._weak(task, splits, seed)
         features = self.features(task, task.spec.strong)
         train = features[splits.train]
@@ -164,22 +164,33 @@ class Testbed:
             feature_std=std,
         )
 
-    def method_input(self, data: SeedData, split: EvalSplit, *, shuffled: bool = False) -> MethodInput:
-        """The method's view of a seed: no labels. ``shuffled`` permutes the weak labels across train."""
+    def method_input(
+        self,
+        data: SeedData,
+        split: EvalSplit,
+        *,
+        weak_order: np.ndarray | None = None,
+        method_seed: int | None = None,
+        model_access: bool = True,
+    ) -> MethodInput:
+        """The method's view of a seed: no labels.
+
+        ``weak_order`` permutes the weak labels across train (the shuffled-teacher control);
+        ``method_seed`` replaces the seed the method sees (official runs hide the real one);
+        without ``model_access`` the strong model's weights cannot be used (frozen official runs).
+        """
         if split not in EVAL_SPLITS:
             raise ValueError(f"split must be one of {EVAL_SPLITS}, got {split!r}")
         task, splits = data.task, data.splits
-        weak = data.weak_train_probs
-        if shuffled:
-            weak = weak[np.random.default_rng([data.seed, 1]).permutation(len(weak))]
+        weak = data.weak_train_probs if weak_order is None else data.weak_train_probs[weak_order]
         strong = StrongModel(
             kind=task.spec.strong.kind,
-            model_dir=str(task.spec.strong.model_dir()),
+            model_dir=str(task.spec.strong.model_dir()) if model_access else "",
             train_features=data.standardised(splits.train),
             eval_features=data.standardised(splits[split]),
             head_recipe=task.spec.head,
             finetune_recipe=task.spec.finetune,
-            backend=LazyEncoder(task.spec.strong),
+            backend=LazyEncoder(task.spec.strong) if model_access else NO_MODEL_ACCESS,
             feature_mean=data.feature_mean,
             feature_std=data.feature_std,
         )
@@ -189,5 +200,5 @@ class Testbed:
             weak_soft_labels=torch.from_numpy(np.asarray(weak, dtype=np.float32)),
             eval_texts=tuple(task.texts[i] for i in splits[split]),
             strong=strong,
-            seed=data.seed,
+            seed=data.seed if method_seed is None else method_seed,
         )

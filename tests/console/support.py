@@ -65,10 +65,11 @@ async def make_run(root: Path) -> RunDir:
     await forum.close()
     pgr = await PgrStore.open(run_dir.servers_dir / "pgr.sqlite")
     for agent, state, value in (("alpha", "done", 0.6), ("beta", "queued", None)):
-        submission = await pgr.create_submission(agent=agent, snapshot=SNAPSHOT, entry_point="m.py:m", total=2)
+        submission = await pgr.create_submission(agent=agent, snapshot=SNAPSHOT, entry_point="m.py:m",
+                                                 code_sha256=agent, derived_from=[], same_code_as=None)  # fmt: skip
         if state == "done":
-            results = [{"task": "negation", "pgr_mean": value, "pgr_se": 0.05, "control_pgr_mean": -0.4,
-                        "control_pgr_se": 0.1, "acc_mean": 0.7, "seeds": 2}]  # fmt: skip
+            results = [{"task": "negation", "secret": False, "pgr_mean": value, "pgr_se": 0.05, "seeds": 2,
+                        "shuffled_pgr": -0.4, "decoy_pgr": 0.5}]  # fmt: skip
             await pgr.update(submission["id"], state="done", pgr_mean=value, results=results, finished_at=time.time())
     await pgr.record_evaluation(agent="beta", kind="refused", task="negation", split="validation",
                                 predictions_sha256="f" * 64, accuracy=None, pgr=None)  # fmt: skip

@@ -149,7 +149,7 @@ def check_finished_run(base: str, run_dir: Path) -> None:
         assert {row.get_attribute("data-submission") for row in rows} == scored
         screenshot(driver, "leaderboard")
         rows[0].find_element(By.CSS_SELECTOR, "a[href^='/submissions/']").click()
-        assert "control PGR" in driver.page_source
+        assert "decoy teacher" in driver.page_source
         screenshot(driver, "submission")
         driver.find_element(By.CSS_SELECTOR, "a[href^='/snapshots/']").click()
         assert "Files (" in driver.page_source and "Diff against its parent" in driver.page_source

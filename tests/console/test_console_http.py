@@ -33,7 +33,7 @@ async def test_every_page_renders_a_finished_run(tmp_path: Path) -> None:
             ("/", "alpha&#39;s direction"),
             ("/pgr", f'data-submission="{submission}"'),
             ("/leaderboard", f"/submissions/{submission}"),
-            (f"/submissions/{submission}", "control PGR"),
+            (f"/submissions/{submission}", "decoy teacher"),
             ("/forum", "Confidence loss helps"),
             ("/forum?q=auxiliary", "Confidence loss helps"),
             ("/forum?author=beta", "0 posts"),

@@ -54,3 +54,40 @@ async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir
             for submission_id in ids:
                 result = (await client.call_tool("submission", {"submission_id": submission_id})).structured_content
                 assert result["pgr_mean"] is not None and result["progress"]["done"] == result["progress"]["total"]  # type: ignore[index]
+
+
+async def test_the_queue_serves_agents_in_turn_not_first_come(tmp_path: Path) -> None:
+    from servers.pgr.store import PgrStore
+
+    store = await PgrStore.open(tmp_path / "pgr.sqlite")
+    try:
+        ids = {}
+        for name in ("alice-1", "alice-2", "alice-3", "bob-1"):
+            row = await store.create_submission(
+                agent=name.split("-")[0], snapshot="s", entry_point="m.py:m", code_sha256=name, derived_from=[],
+                same_code_as=None,
+            )  # fmt: skip
+            ids[name] = row["id"]
+        first = await store.next_queued()
+        assert first is not None and first["id"] == ids["alice-1"]
+        await store.update(ids["alice-1"], state="running", started_at=1.0)
+        assert await store.queue_position(ids["bob-1"]) == 1  # behind the running one only
+        second = await store.next_queued()
+        assert second is not None and second["id"] == ids["bob-1"], "bob waits behind none of alice's queue"
+    finally:
+        await store.close()
+
+
+async def test_a_cold_server_answers_at_once_and_says_how_far_it_is(tmp_path: Path) -> None:
+    from mcp import Client
+
+    from servers import catalog
+
+    settings = make_settings(tmp_path / "data", w2s_cache_dir=tmp_path / "cold-cache")
+    async with Client(catalog.factory("pgr")(settings, local_agent="alice")) as client:
+        with anyio.fail_after(20):
+            info = (await client.call_tool("task_info", {})).structured_content
+            scored = await client.call_tool("evaluate_predictions", {"task": "negation", "predictions": "01"})
+    assert info is not None and info["ready"] is False and info["tasks"] == []
+    assert info["preparing"]["total"] == 5 and info["secret_tasks"] == 2
+    assert scored.is_error and "preparing its data" in scored.content[0].text  # type: ignore[union-attr]

@@ -17,11 +17,20 @@ def test_splits_are_disjoint_cover_every_row_and_keep_the_fractions(living: Task
         assert abs(living.labels[part].mean() - living.labels.mean()) < 0.01
 
 
-def test_the_same_seed_gives_the_same_split_and_another_seed_another(living: Task) -> None:
+def test_the_same_seed_gives_the_same_split_and_another_seed_another_but_the_same_test(living: Task) -> None:
     first, again, other = (make_splits(living.labels, SplitFractions(), seed=s) for s in (0, 0, 1))
     for name in SPLIT_NAMES:
         assert np.array_equal(first[name], again[name])
-    assert not np.array_equal(first.test, other.test)
+    assert not np.array_equal(first.train, other.train)
+    assert np.array_equal(first.test, other.test), "the hidden test split is one fixed set for every seed"
+
+
+def test_no_seed_ever_shows_a_hidden_test_text(living: Task) -> None:
+    test = set(make_splits(living.labels, SplitFractions(), seed=0).test.tolist())
+    for seed in range(10):
+        splits = make_splits(living.labels, SplitFractions(), seed=seed)
+        shown = np.concatenate([splits.weak_train, splits.train, splits.validation])
+        assert not test & set(shown.tolist())
 
 
 def test_fractions_that_do_not_sum_to_one_are_refused() -> None:
