@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from mcp import Client
@@ -181,3 +182,10 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def call(client: Client, tool: str, arguments: dict[str, object] | None = None) -> Any:
+    """The structured result of a tool call that must succeed."""
+    result = await client.call_tool(tool, arguments or {})
+    assert not result.is_error, result.content
+    return result.structured_content

@@ -34,7 +34,10 @@ class Settings(BaseSettings):
     storage_max_file_bytes: int = Field(default=1_000_000, ge=1)
     storage_max_snapshot_bytes: int = Field(default=3_000_000, ge=1, description="Below the 4 MiB HTTP body cap.")
     storage_max_files: int = Field(default=500, ge=1)
-    storage_max_diff_chars: int = Field(default=200_000, ge=1)
+    storage_max_diff_chars: int = Field(default=50_000, ge=1, description="Most diff characters one call returns.")
+    storage_max_read_chars: int = Field(
+        default=50_000, ge=1, description="Most characters of a file one read_file call returns (page for more)."
+    )
 
     sandbox_limits: dict[str, Any] = Field(
         default_factory=dict,
