@@ -127,8 +127,11 @@ def running_http_server(data_dir: Path) -> Iterator[HttpServer]:
 
 
 @contextlib.asynccontextmanager
-async def memory_client(server: str, data_dir: Path, agent: str = "alice") -> AsyncIterator[Client]:
-    async with Client(catalog.factory(server)(make_settings(data_dir), local_agent=agent)) as client:
+async def memory_client(
+    server: str, data_dir: Path, agent: str = "alice", **overrides: object
+) -> AsyncIterator[Client]:
+    """An in-memory client of `server` as `agent`, with settings `overrides` (e.g. a lower limit)."""
+    async with Client(catalog.factory(server)(make_settings(data_dir, **overrides), local_agent=agent)) as client:
         yield client
 
 
