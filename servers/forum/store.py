@@ -114,26 +114,26 @@ def fts_query(text: str, max_terms: int = Settings.model_fields["forum_search_ma
 
 @dataclass(frozen=True)
 class ForumLimits:
-    """What one search may cost and how much one agent may write; see the forum_* settings."""
+    """What one search may cost and how much one agent may write (None: no limit); see the forum_* settings."""
 
     search_max_terms: int
     search_candidates: int
     search_budget_s: float
-    posts_per_minute: int
-    post_bytes_per_hour: int
-    votes_per_minute: int
     thread_page_chars: int
+    posts_per_minute: int | None
+    post_bytes_per_hour: int | None
+    votes_per_minute: int | None
 
     @classmethod
-    def of(cls, settings: Settings) -> ForumLimits:
+    def of(cls, settings: Settings, *, limit_writes: bool = True) -> ForumLimits:
         return cls(
             search_max_terms=settings.forum_search_max_terms,
             search_candidates=settings.forum_search_candidates,
             search_budget_s=settings.forum_search_budget_ms / 1000,
-            posts_per_minute=settings.forum_posts_per_minute,
-            post_bytes_per_hour=settings.forum_post_bytes_per_hour,
-            votes_per_minute=settings.forum_votes_per_minute,
             thread_page_chars=settings.forum_thread_page_chars,
+            posts_per_minute=settings.forum_posts_per_minute if limit_writes else None,
+            post_bytes_per_hour=settings.forum_post_bytes_per_hour if limit_writes else None,
+            votes_per_minute=settings.forum_votes_per_minute if limit_writes else None,
         )
 
 
@@ -154,13 +154,17 @@ class ForumStore:
     async def open(
         cls, path: Path, *, settings: Settings | None = None, synchronous: str | None = None
     ) -> ForumStore:
-        """The forum at `path`, with the limits and durability of `settings` (default: the process's)."""
+        """The forum at `path`, with the limits an agent server enforces under `settings`.
+
+        Without `settings` (the console, seeding) the process's settings apply, but no write
+        limits: the operator is not an agent."""
+        limits = ForumLimits.of(settings) if settings else ForumLimits.of(get_settings(), limit_writes=False)
         settings = settings or get_settings()
         database = await Database.open(
             path, SCHEMA, synchronous=synchronous or settings.sqlite_synchronous, readers=settings.sqlite_readers
         )
         await _index_prefixes(database)
-        return cls(database, ForumLimits.of(settings))
+        return cls(database, limits)
 
     async def close(self) -> None:
         await self._database.close()
@@ -208,6 +212,8 @@ class ForumStore:
     async def _check_post_limits(self, connection: aiosqlite.Connection, author: str, size: int, now: float) -> None:
         """Refuse a post over the author's posts per minute or bytes per hour (counted from the posts stored)."""
         limits = self._limits
+        if limits.posts_per_minute is None or limits.post_bytes_per_hour is None:
+            return
         async with connection.execute(
             "SELECT created_at, length(CAST(title AS BLOB)) + length(CAST(body AS BLOB)) AS bytes FROM posts"
             " WHERE author = ? AND created_at > ? ORDER BY created_at",
@@ -235,6 +241,20 @@ class ForumStore:
             what = f"you posted {sum(b for _, b in recent)} bytes in the last hour; with {size} more you would pass"
             what += f" the limit per agent of {limits.post_bytes_per_hour}"
             raise _limit_reached(what, "forum_post_bytes_per_hour", reset_at, now)
+
+    async def _check_vote_limit(self, connection: aiosqlite.Connection, agent: str) -> None:
+        """Refuse a vote over the agent's votes per minute, else record it for the count."""
+        limit = self._limits.votes_per_minute
+        if limit is None:
+            return
+        now = time.time()
+        await connection.execute("DELETE FROM vote_events WHERE agent = ? AND at <= ?", (agent, now - 60))
+        async with connection.execute("SELECT at FROM vote_events WHERE agent = ? ORDER BY at", (agent,)) as cursor:
+            recent = [row["at"] for row in await cursor.fetchall()]
+        if len(recent) >= limit:
+            what = f"you voted {len(recent)} times in the last minute, the limit per agent is {limit}"
+            raise _limit_reached(what, "forum_votes_per_minute", recent[-limit] + 60, now)
+        await connection.execute("INSERT INTO vote_events (agent, at) VALUES (?, ?)", (agent, now))
 
     async def thread(self, post_id: int, *, offset: int = 0, limit: int = 20) -> Thread:
         """A thread's first post and a page of its replies, oldest first, of at most thread_page_chars of bodies."""
@@ -343,18 +363,8 @@ class ForumStore:
 
     async def vote(self, *, post_id: int, agent: str, value: int) -> VoteResult:
         """Set `agent`'s vote on a post to +1 or -1, or withdraw it with 0; one vote per agent per post."""
-        now = time.time()
         async with self._database.transaction() as connection:
-            await connection.execute("DELETE FROM vote_events WHERE agent = ? AND at <= ?", (agent, now - 60))
-            async with connection.execute(
-                "SELECT at FROM vote_events WHERE agent = ? ORDER BY at", (agent,)
-            ) as cursor:
-                recent = [row["at"] for row in await cursor.fetchall()]
-            if len(recent) >= self._limits.votes_per_minute:
-                limit = self._limits.votes_per_minute
-                what = f"you voted {len(recent)} times in the last minute, the limit per agent is {limit}"
-                raise _limit_reached(what, "forum_votes_per_minute", recent[-limit] + 60, now)
-            await connection.execute("INSERT INTO vote_events (agent, at) VALUES (?, ?)", (agent, now))
+            await self._check_vote_limit(connection, agent)
             async with connection.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)) as cursor:
                 if await cursor.fetchone() is None:
                     raise NotFoundError(f"no post with id {post_id}: take an id from feed or search")
