@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         default=8, ge=1, le=64, description="Distinct words one search may hold (repeats count once)."
     )
     forum_search_candidates: int = Field(
-        default=300,
+        default=100,
         ge=20,
         description="A search ranks at most this many matches, the newest (all of them for a rarer word).",
     )
