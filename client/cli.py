@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from servers import catalog
 from servers.kit import manifest
 from servers.kit.errors import ToolInputError
-from servers.kit.hosting import configure_logging, mcp_path, serve_http
+from servers.kit.hosting import configure_logging, mcp_path, serve_http, serve_stdio
 from servers.kit.identity import TokenStore, validate_agent_name
 from servers.kit.settings import Settings, get_settings
 
@@ -43,10 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
             print("error: `aar serve all` needs --http (stdio carries one server per process)", file=sys.stderr)
             return 2
         agent = validate_agent_name(args.agent or _local_user())
-        catalog.factory(args.name)(settings, local_agent=agent).run("stdio")
-        return 0
-    serve_http({name: catalog.factory(name)(settings) for name in names}, settings)
-    return 0
+        return serve_stdio(args.name, catalog.factory(args.name)(settings, local_agent=agent), settings)
+    return serve_http({name: catalog.factory(name)(settings) for name in names}, settings)
 
 
 async def _tokens(args: argparse.Namespace) -> int:
