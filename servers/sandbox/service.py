@@ -229,7 +229,9 @@ class Sandbox:
 
     def _workspace(self, agent: str) -> Workspace:
         name = validate_agent(agent)
-        workspace = Workspace(self.config.root / "workspaces" / name, self.limits, logs=self.config.root / "logs" / name)
+        workspace = Workspace(
+            self.config.root / "workspaces" / name, self.limits, logs=self.config.root / "logs" / name
+        )
         workspace.ensure()
         return workspace
 

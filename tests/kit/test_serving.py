@@ -70,7 +70,9 @@ def test_a_401_names_the_command_that_creates_a_token_and_advertises_no_missing_
         response = httpx2.post(http_server.url("sandbox"), json=body, headers=headers)
         assert response.status_code == 401
         challenge = response.headers["www-authenticate"]
-        assert "aar tokens create NAME" in challenge and "aar tokens create NAME" in response.json()["error_description"]
+        assert (
+            "aar tokens create NAME" in challenge and "aar tokens create NAME" in response.json()["error_description"]
+        )
         if "resource_metadata=" in challenge:
             url = challenge.split('resource_metadata="', 1)[1].split('"', 1)[0]
             assert httpx2.get(url).status_code == 200, f"{url} is advertised but does not exist"

@@ -27,7 +27,7 @@ async def test_job_logs_count_toward_the_disk_quota_and_deleting_the_job_frees_i
             await service.start_job("alice", "next", "true")
         with pytest.raises(QuotaError, match="disk quota of 2 MiB"):
             await service.write_file("alice", "notes.txt", "x")
-        assert (await service.start_job("bob", "other", "true"))  # a quota is per agent
+        assert await service.start_job("bob", "other", "true")  # a quota is per agent
         running = await service.start_job("bob", "long", "sleep 30")
         with pytest.raises(ToolInputError, match="cancel_job it first"):
             await service.delete_job("bob", running)
