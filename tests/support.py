@@ -81,7 +81,8 @@ class HttpServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log()}")
             time.sleep(0.1)
-        raise TimeoutError("server did not answer /healthz within 30 s")
+        self.kill()  # a server left running would outlive the test
+        raise TimeoutError(f"server did not answer /healthz within 30 s: {self.log()}")
 
     def log(self) -> str:
         """What the server wrote to stderr."""

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir, description="Private data of every server.")
     host: str = Field(default="127.0.0.1", description="Address the HTTP servers bind to.")
     port: int = Field(default=8700, ge=0, le=65535, description="Port of `aar serve ... --http`.")
+    shutdown_grace_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="After Ctrl-C or SIGTERM, how long `aar serve` waits for a clean stop before it exits anyway"
+        " (acknowledged writes are committed; running jobs end with the server and are marked lost).",
+    )
     sqlite_synchronous: str = Field(
         default="NORMAL",
         pattern="^(FULL|NORMAL)$",
