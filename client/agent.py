@@ -225,8 +225,7 @@ class Agent:
         uses = [block for block in reply.content if block["type"] == "tool_use"]
         if uses and reply.stop_reason == "max_tokens":
             cut_off = CUT_OFF.format(max_tokens=self.config.max_tokens)
-            results = [{"type": "tool_result", "tool_use_id": use["id"], "content": cut_off, "is_error": True} for use in uses]
-            self._record("message", role="user", content=results)
+            self._record("message", role="user", content=[_error_result(use, cut_off) for use in uses])
             return
         if uses:
             results: list[dict[str, Any]] = []
@@ -336,7 +335,8 @@ class Agent:
             others = [held for agent, held in self.team.reserved.items() if agent != self.name]
             if budgets.spent(self.team.budget, self.team.progresses, "team", others) is None:
                 return
-            self.status.state, self.status.note = "waiting", "for the team's calls in flight (its budget is nearly spent)"
+            self.status.state = "waiting"
+            self.status.note = "for the team's calls in flight (its budget is nearly spent)"
             await self.team.wait_for_release()
 
     def _on_retry(self, notice: RetryNotice) -> None:
@@ -481,5 +481,9 @@ def _has_content(content: list[dict[str, Any]]) -> bool:
     return any(block["type"] == "tool_use" or (block["type"] == "text" and block["text"].strip()) for block in content)
 
 
+def _error_result(use: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": use["id"], "content": text, "is_error": True}
+
+
 def _interrupted(use: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "tool_result", "tool_use_id": use["id"], "content": INTERRUPTED, "is_error": True}
+    return _error_result(use, INTERRUPTED)

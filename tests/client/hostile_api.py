@@ -149,7 +149,7 @@ class HostileApi:
                 found.append("final assistant content cannot end with trailing whitespace")
         paused = self._paused.pop(agent, None)
         if paused is not None:
-            replies = [m["content"] for m in messages if m.get("role") == "assistant" and isinstance(m["content"], list)]
+            replies = [m["content"] for m in messages if m["role"] == "assistant" and isinstance(m["content"], list)]
             if not replies or _plain(replies[-1][-len(paused) :]) != paused:
                 found.append("a paused turn must be sent back as it was")
             elif last.get("role") == "assistant":
@@ -226,7 +226,8 @@ class HostileApi:
                 self.summaries += 1
                 if self.empty_summaries_from is not None and self.summaries > self.empty_summaries_from:
                     return [], "end_turn"
-            return [{"type": "text", "text": f"My notes: {turn} turns so far; the notes file holds my work."}], "end_turn"
+            notes = f"My notes: {turn} turns so far; the notes file holds my work."
+            return [{"type": "text", "text": notes}], "end_turn"
         if fault == "empty":
             return [], "end_turn"
         if fault == "refusal":
@@ -318,7 +319,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         api.tool_choices.append(body.get("tool_choice"))
         prompt = tokens(_plain([body.get("system"), body.get("tools"), body.get("messages")]))
         if prompt > api.context_limit or fault == "prompt_too_long":
-            return self._error(400, "invalid_request_error", f"prompt is too long: {prompt} tokens > {api.context_limit} maximum")
+            too_long = f"prompt is too long: {prompt} tokens > {api.context_limit} maximum"
+            return self._error(400, "invalid_request_error", too_long)
         content, stop = api.answer(agent, body, fault)
         message = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",

@@ -359,6 +359,8 @@ async def test_soak_hundreds_of_turns_with_random_faults_end_alive_or_on_budget(
         assert stop_reason(result.run_dir, agent) == "agent budget: turns (80 of 80)"
         conversation_is_clean(result.run_dir, agent)
     assert result.summary["team"]["turns"] == 320
+    assert sum(len(events(result.run_dir, agent, "compaction")) for agent in agents) >= len(agents)
+    assert sum(len(events(result.run_dir, agent, "empty_reply")) for agent in agents) > 0
     assert_valid_and_accounted(api, result.run_dir, agents)
     price = known_price(MODEL)
     assert price is not None
