@@ -210,6 +210,10 @@ def _run_team(args: argparse.Namespace) -> int:
         return 130
     print(result.text, end="")
     print(f"browse this run in the lab console: aar console {result.run_dir.path}")
+    if result.summary["stopped"]:
+        print(f"error: {result.summary['stopped']}", file=sys.stderr)
+        print(f"continue with: aar run --resume {result.run_dir.path}", file=sys.stderr)
+        return 1
     return 0
 
 
