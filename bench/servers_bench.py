@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -123,6 +124,8 @@ OPERATIONS = [
 
 async def run(calls: int, seed_posts: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    # throughput, not the per-agent write limits, is measured here
+    os.environ |= {"AAR_FORUM_POSTS_PER_MINUTE": str(10**9), "AAR_FORUM_POST_BYTES_PER_HOUR": str(10**12)}
     with tempfile.TemporaryDirectory(prefix="aar-bench-") as scratch:
         for transport in ("memory", "http"):
             data_dir = Path(scratch) / transport / "data"

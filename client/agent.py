@@ -10,17 +10,19 @@ leaves the rest of the team alone.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from client import budget as budgets
-from client.backends.anthropic import MessagesBackend, ModelError, Reply, RetryNotice
+from client.backends.anthropic import AccessError, MessagesBackend, ModelError, Reply, RetryNotice
 from client.bridge import ToolBridge, ToolOutcome
-from client.context import compacted_head, kept_turns, summary_request
+from client.context import compacted_head, earlier_notes, kept_turns, summary_requests
 from client.costs import Price, cost
-from client.manifest import Budget, Context
+from client.manifest import Budget, Context, Retry
 from client.record import INTERRUPTED, AgentLog, AgentProgress, is_terminal
 from client.steering import AgentControl
 
@@ -30,6 +32,15 @@ NUDGE = (
     "(automatic message) Keep going: you have {left} left. Work on your direction, build on what the "
     "others post, and post what you find with its snapshot and submission. If you have nothing left to "
     "try, answer with just DONE."
+)
+EMPTY_REPLY_NUDGE = (
+    "(automatic message) Your last reply was empty. Go on with your work: call a tool, or answer with just "
+    "DONE if you have nothing left to try."
+)
+CUT_OFF = (
+    "not run: your reply reached max_tokens ({max_tokens}) before this tool call was complete, so its input may "
+    "be cut short (no call of this reply was run). Call it again with a smaller input (e.g. write a long file in "
+    "parts)."
 )
 FINAL_STATES = ("done", "failed", "flagged", "quarantined")
 POLL_S = 5.0
@@ -58,6 +69,27 @@ class TeamView:
     finish_s: float
     submitting: int = 0
     """Submissions in flight: counted against the team's budget before the server answers."""
+    reserved: dict[str, budgets.Reservation] = field(default_factory=dict)
+    """Each agent's model call in flight, at its estimated cost: counted against the team's budget."""
+    stopped: str | None = None
+    """Why the whole run stopped (an error that concerns every agent), once it has."""
+    stop_all: Callable[[], None] = lambda: None
+    """Cancels every agent's work (set by the team)."""
+    _released: anyio.Event = field(default_factory=anyio.Event)
+
+    def release(self, agent: str) -> None:
+        """`agent`'s call is over: its reservation no longer counts (whoever waits on it checks again)."""
+        self.reserved.pop(agent, None)
+        self._released.set()
+        self._released = anyio.Event()
+
+    async def wait_for_release(self) -> None:
+        await self._released.wait()
+
+    def stop_run(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+            self.stop_all()
 
 
 @dataclass
@@ -70,6 +102,7 @@ class AgentConfig:
     budget: Budget
     price: Price
     context: Context
+    retry: Retry = field(default_factory=Retry)
 
 
 @dataclass
@@ -112,12 +145,15 @@ class Agent:
                 await self._collect_scores()
         except BaseException as error:
             self._close_open_turn()
-            if isinstance(error, Exception):
+            cause = _innermost(error) if isinstance(error, Exception) else error
+            if isinstance(cause, AccessError):
+                self._stop(str(cause))
+                self.team.stop_run(str(cause))
+            elif isinstance(cause, Exception):
                 logger.exception("%s crashed", self.name)
-                cause = _innermost(error)
                 self._stop(f"crashed: {type(cause).__name__}: {cause}")
             else:
-                self._stop("interrupted")
+                self._stop(self.team.stopped or "interrupted")
                 raise
 
     def _stop(self, reason: str) -> None:
@@ -178,17 +214,19 @@ class Agent:
 
     async def _turn(self) -> None:
         if self._should_compact():
-            await self._compact()
-        self.status.state, self.status.tool = "thinking", ""
-        try:
-            reply = await self._call_model(self.progress.messages, purpose="turn")
-        except ModelError as error:
-            if not error.prompt_too_long or not self.progress.messages:
-                raise StopAgent(f"model error: {error}") from None
-            await self._compact()
-            reply = await self._call_model(self.progress.messages, purpose="turn")
-        self._record("message", role="assistant", content=reply.content)
+            await self._compact(self.config.context.keep_recent_turns)
+        reply = await self._ask()
+        if _has_content(reply.content):  # a refusal may have none
+            self._record("message", role="assistant", content=reply.content)
+        if reply.stop_reason == "refusal":
+            raise StopAgent("the model refused to continue (stop_reason refusal)")
+        if reply.stop_reason == "pause_turn":
+            return  # the next call sends the paused turn back as it is, and the model goes on with it
         uses = [block for block in reply.content if block["type"] == "tool_use"]
+        if uses and reply.stop_reason == "max_tokens":
+            cut_off = CUT_OFF.format(max_tokens=self.config.max_tokens)
+            self._record("message", role="user", content=[_error_result(use, cut_off) for use in uses])
+            return
         if uses:
             results: list[dict[str, Any]] = []
             self._open_turn = (uses, results)
@@ -198,11 +236,54 @@ class Agent:
             self._record("message", role="user", content=results)
             return
         text = " ".join(block.get("text", "") for block in reply.content if block["type"] == "text").strip()
-        if reply.stop_reason == "refusal":
-            raise StopAgent("the model refused to continue")
         if text == "DONE":
             raise StopAgent("done")
         self._record("message", role="user", content=[{"type": "text", "text": self._nudge()}])
+
+    async def _ask(self) -> Reply:
+        """The model's next reply with something in it (or a refusal).
+
+        An empty reply is never recorded (the API would refuse the conversation after it): the
+        model is asked again, a bounded number of times. A conversation too long for the model is
+        compacted, then compacted to the notes alone, before the agent gives up.
+        """
+        empty = 0
+        keep = [self.config.context.keep_recent_turns, 0]
+        while True:
+            self.status.state, self.status.tool = "thinking", ""
+            try:
+                reply = await self._call_model(self._with_nudge(empty), purpose="turn")
+            except AccessError:
+                raise
+            except ModelError as error:
+                if not error.prompt_too_long:
+                    raise StopAgent(f"model error: {error}") from None
+                if not keep:
+                    raise StopAgent(
+                        f"model error: the conversation does not fit the model even compacted to your notes ({error})"
+                    ) from None
+                await self._compact(keep.pop(0))
+                continue
+            if reply.stop_reason == "refusal" or _has_content(reply.content):
+                return reply
+            empty += 1
+            self._record("empty_reply", count=empty, stop_reason=reply.stop_reason, request_id=reply.request_id)
+            if empty >= self.config.retry.max_empty_replies:
+                raise StopAgent(
+                    f"model error: the model answered with no content {empty} times in a row"
+                    f" (stop_reason {reply.stop_reason}; retry.max_empty_replies is {empty})"
+                )
+
+    def _with_nudge(self, empty_replies: int) -> list[dict[str, Any]]:
+        """The conversation, asking the model (outside the record) to go on if its last reply was empty."""
+        messages = self.progress.messages
+        if not empty_replies:
+            return messages
+        nudge = {"type": "text", "text": EMPTY_REPLY_NUDGE}
+        last = messages[-1]
+        if last["role"] != "user":
+            return [*messages, {"role": "user", "content": [nudge]}]
+        return [*messages[:-1], {"role": "user", "content": [*last["content"], nudge]}]
 
     def _should_compact(self) -> bool:
         """Near the limit, and with more turns than would be kept (else a summary would not shrink anything)."""
@@ -213,26 +294,27 @@ class Agent:
         )
 
     async def _call_model(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        purpose: str,
-        tool_choice: dict[str, Any] | None = None,
-        max_tokens: int | None = None,
+        self, messages: list[dict[str, Any]], *, purpose: str, max_tokens: int | None = None
     ) -> Reply:
+        """One model call once the budgets allow it, its estimated cost reserved while it is in flight."""
+        max_tokens = max_tokens or self.config.max_tokens
+        await self._wait_for_budget()
+        prompt = (self.config.system, self.bridge.tools, messages)
+        self.team.reserved[self.name] = budgets.estimate(self.config.price, max_tokens, prompt)
+        state = self.status.state
         try:
             reply = await self.backend.create(
                 agent=self.name,
                 model=self.config.model,
-                max_tokens=max_tokens or self.config.max_tokens,
+                max_tokens=max_tokens,
                 system=self.config.system,
                 tools=self.bridge.tools,
                 messages=messages,
-                tool_choice=tool_choice,
                 on_retry=self._on_retry,
             )
         finally:
-            self.status.note = ""
+            self.team.release(self.name)
+            self.status.state, self.status.note = state, ""
         self._record(
             "model_call",
             purpose=purpose,
@@ -244,24 +326,63 @@ class Agent:
         )
         return reply
 
-    def _on_retry(self, notice: RetryNotice) -> None:
-        self._record("retry", attempt=notice.attempt, error=notice.error, status=notice.status, wait_s=notice.wait_s)
-        self.status.note = f"retry {notice.attempt}: {notice.error[:40]}"
+    async def _wait_for_budget(self) -> None:
+        """Stop if a budget is spent; wait while only other agents' calls in flight would spend it."""
+        while True:
+            reason = self._spent()
+            if reason is not None:
+                raise StopAgent(reason)
+            others = [held for agent, held in self.team.reserved.items() if agent != self.name]
+            if budgets.spent(self.team.budget, self.team.progresses, "team", others) is None:
+                return
+            self.status.state = "waiting"
+            self.status.note = "for the team's calls in flight (its budget is nearly spent)"
+            await self.team.wait_for_release()
 
-    async def _compact(self) -> None:
-        """Replace the conversation by the agent's own summary and its last turns."""
+    def _on_retry(self, notice: RetryNotice) -> None:
+        self._record(
+            "retry",
+            attempt=notice.attempt,
+            error=notice.error,
+            status=notice.status,
+            wait_s=notice.wait_s,
+            request_id=notice.request_id,
+        )
+        since = time.strftime("%H:%M:%S", time.localtime(notice.failing_since))
+        self.status.state = "waiting"
+        self.status.note = (
+            f"model API failing since {since} ({notice.attempt} tries, last: {notice.error});"
+            f" next try in {notice.wait_s:.0f} s"
+        )
+
+    async def _compact(self, keep_recent_turns: int) -> None:
+        """Replace the conversation by the agent's own summary and its last turns.
+
+        A summary that cannot be had (every request refused) or comes back empty keeps the notes of
+        the last compaction: the conversation still shrinks, and nothing the agent wrote is lost.
+        """
         self.status.state = "compacting"
         before = self.progress.context_tokens
-        reply = await self._call_model(
-            summary_request(self.progress.messages),
-            purpose="compaction",
-            tool_choice={"type": "none"},
-            max_tokens=self.config.context.summary_max_tokens,
-        )
-        summary = "\n".join(block.get("text", "") for block in reply.content if block["type"] == "text")
-        kept = kept_turns(self.progress.messages, self.config.context.keep_recent_turns)
-        head = compacted_head(self.config.kickoff, summary or "(no summary was written)")
-        self._record("compaction", head=head, kept=kept, before_tokens=before)
+        messages = self.progress.messages
+        summary = ""
+        for request in summary_requests(messages):
+            try:
+                reply = await self._call_model(
+                    request, purpose="compaction", max_tokens=self.config.context.summary_max_tokens
+                )
+            except AccessError:
+                raise
+            except ModelError as error:
+                if error.prompt_too_long:
+                    continue  # a shorter request follows
+                logger.warning("%s: the summary could not be written (%s); keeping the earlier notes", self.name, error)
+                break
+            summary = "\n".join(block.get("text", "") for block in reply.content if block["type"] == "text").strip()
+            break
+        notes = summary or earlier_notes(messages[0]) or "(no notes: the summary could not be written)"
+        head = compacted_head(self.config.kickoff, notes)
+        kept = kept_turns(messages, keep_recent_turns)
+        self._record("compaction", head=head, kept=kept, before_tokens=before, summarised=bool(summary))
 
     async def _use_tool(self, use: dict[str, Any]) -> dict[str, Any]:
         name, arguments = use["name"], use["input"]
@@ -355,5 +476,14 @@ def _innermost(error: Exception) -> Exception:
     return error
 
 
+def _has_content(content: list[dict[str, Any]]) -> bool:
+    """Whether a reply can be recorded: the API refuses an assistant message without text or tool calls."""
+    return any(block["type"] == "tool_use" or (block["type"] == "text" and block["text"].strip()) for block in content)
+
+
+def _error_result(use: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": use["id"], "content": text, "is_error": True}
+
+
 def _interrupted(use: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "tool_result", "tool_use_id": use["id"], "content": INTERRUPTED, "is_error": True}
+    return _error_result(use, INTERRUPTED)

@@ -1,32 +1,65 @@
 """Budgets: what an agent and the team may still spend, and the run's wall clock.
 
-Limits are checked before each turn, so a turn in flight finishes (a turn can overshoot a token
-or dollar limit by its own size). The deadline is different: it cancels the turn in flight.
+Limits are checked before each model call. A call in flight reserves its estimated cost (its
+prompt as if none of it were cached, and `max_tokens` of output), and other agents count that
+reservation against the team's budget: so however many agents work at once, an agent or the team
+goes over its token or dollar limit by at most one call. The deadline is different: it cancels
+the turn in flight.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
+from client.costs import Price
 from client.manifest import Budget
 from client.record import AgentProgress
 
+CHARS_PER_TOKEN_AT_MOST = 3
+"""Tokens are estimated from characters; Claude's tokens average about 4 characters, so 3 overestimates."""
 
-def spent(budget: Budget, progresses: Sequence[AgentProgress], who: str) -> str | None:
-    """Why `budget` is used up by `progresses` (summed), or None while some of every limit is left."""
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a call in flight may cost at most (an estimate that errs high)."""
+
+    tokens: int = 0
+    dollars: float = 0.0
+
+    def __add__(self, other: Reservation) -> Reservation:
+        return Reservation(self.tokens + other.tokens, self.dollars + other.dollars)
+
+
+def estimate(price: Price, max_tokens: int, prompt: Any) -> Reservation:
+    """The most a call with this prompt (system, tools, messages) is expected to cost."""
+    prompt_tokens = len(json.dumps(prompt, ensure_ascii=False)) // CHARS_PER_TOKEN_AT_MOST + 1
+    input_price = max(price.input, price.cache_write if price.cache_write is not None else 1.25 * price.input)
+    dollars = (prompt_tokens * input_price + max_tokens * price.output) / 1_000_000
+    return Reservation(prompt_tokens + max_tokens, dollars)
+
+
+def spent(
+    budget: Budget, progresses: Sequence[AgentProgress], who: str, reserved: Iterable[Reservation] = ()
+) -> str | None:
+    """Why `budget` is used up by `progresses` (summed) and the calls in flight, or None while some is left."""
+    held = sum(reserved, Reservation())
     turns = sum(p.turns for p in progresses)
     tokens = sum(p.usage.total for p in progresses)
     dollars = sum(p.dollars for p in progresses)
+    in_flight = " and calls in flight" if held.tokens else ""
     if budget.turns is not None and turns >= budget.turns:
         return f"{who} budget: turns ({turns} of {budget.turns})"
-    if budget.tokens is not None and tokens >= budget.tokens:
-        return f"{who} budget: tokens ({tokens:,} of {budget.tokens:,})"
-    if budget.dollars is not None and dollars >= budget.dollars:
-        return f"{who} budget: dollars (${dollars:.2f} of ${budget.dollars:.2f})"
+    if budget.tokens is not None and tokens + held.tokens >= budget.tokens:
+        return f"{who} budget: tokens ({tokens:,}{in_flight} of {budget.tokens:,})"
+    if budget.dollars is not None and dollars + held.dollars >= budget.dollars:
+        return f"{who} budget: dollars (${dollars:.2f}{in_flight} of ${budget.dollars:.2f})"
     return None
 
 

@@ -7,8 +7,8 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from servers import catalog
 from servers.kit import manifest
 from servers.kit.errors import ToolInputError
-from servers.kit.hosting import configure_logging, mcp_path, serve_http
+from servers.kit.hosting import configure_logging, mcp_path, serve_http, serve_stdio
 from servers.kit.identity import TokenStore, validate_agent_name
 from servers.kit.settings import Settings, get_settings
 
@@ -43,10 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
             print("error: `aar serve all` needs --http (stdio carries one server per process)", file=sys.stderr)
             return 2
         agent = validate_agent_name(args.agent or _local_user())
-        catalog.factory(args.name)(settings, local_agent=agent).run("stdio")
-        return 0
-    serve_http({name: catalog.factory(name)(settings) for name in names}, settings)
-    return 0
+        return serve_stdio(args.name, catalog.factory(args.name)(settings, local_agent=agent), settings)
+    return serve_http({name: catalog.factory(name)(settings) for name in names}, settings)
 
 
 async def _tokens(args: argparse.Namespace) -> int:
@@ -94,13 +92,47 @@ async def _manifest(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _own_command() -> list[str]:
+    """The command line that starts this very `aar`: its script when run as one, else this interpreter
+    with `-m client.cli` (never the first `aar` on PATH, which may be another installation)."""
+    launched = Path(sys.argv[0])
+    if launched.name == "aar" and launched.is_file():
+        return [str(launched.resolve())]
+    return [sys.executable, "-m", "client.cli"]
+
+
+def _env_value(value: Any) -> str:
+    """A setting as its AAR_* variable holds it; paths absolute (Claude Desktop starts servers from /)."""
+    if isinstance(value, Path):
+        return str(value.resolve())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=lambda item: str(Path(item).resolve()))
+    return str(value)
+
+
+def _settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting that differs from its default (from the environment or .env), and the data directory."""
+    env = {"AAR_DATA_DIR": _env_value(settings.data_dir)}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value != field.get_default(call_default_factory=True):
+            env[f"AAR_{name.upper()}"] = _env_value(value)
+    if os.environ.get("PYTHONPATH"):  # the code this `aar` runs, where it is not installed
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(part).resolve()) for part in os.environ["PYTHONPATH"].split(os.pathsep) if part
+        )
+    return env
+
+
 def _desktop_config(args: argparse.Namespace) -> int:
     settings = get_settings()
-    command = shutil.which("aar") or str(Path(sys.executable).with_name("aar"))
-    env = {"AAR_DATA_DIR": str(settings.data_dir.resolve())}
+    command, *prefix = _own_command()
+    env = _settings_env(settings)
     agent = args.agent or _local_user()
     stdio = {
-        name: {"command": command, "args": ["serve", name, "--agent", agent], "env": env}
+        name: {"command": command, "args": [*prefix, "serve", name, "--agent", agent], "env": env}
         for name in catalog.server_names()
     }
     desktop = {"mcpServers": stdio}
@@ -178,6 +210,10 @@ def _run_team(args: argparse.Namespace) -> int:
         return 130
     print(result.text, end="")
     print(f"browse this run in the lab console: aar console {result.run_dir.path}")
+    if result.summary["stopped"]:
+        print(f"error: {result.summary['stopped']}", file=sys.stderr)
+        print(f"continue with: aar run --resume {result.run_dir.path}", file=sys.stderr)
+        return 1
     return 0
 
 

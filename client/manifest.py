@@ -96,11 +96,13 @@ class Context(_Strict):
 
 
 class Retry(_Strict):
-    """Retries of model calls answered 429, 529, 5xx or malformed, with exponential backoff."""
+    """Backoff of model calls answered 429, 529, 5xx or malformed: retried until the run's deadline."""
 
-    max_attempts: int = Field(default=10, ge=1)
-    initial_s: float = Field(default=1.0, ge=0)
-    max_s: float = Field(default=60.0, ge=0)
+    initial_s: float = Field(default=1.0, ge=0, description="First wait; doubles with each failure.")
+    max_s: float = Field(default=60.0, ge=0, description="Longest wait between attempts (before jitter).")
+    max_empty_replies: int = Field(
+        default=3, ge=1, description="Empty answers in a row before the agent stops (each is asked again)."
+    )
 
 
 class AgentSpec(_Strict):

@@ -23,6 +23,7 @@ from client.steering import STOPPED_BY
 
 logger = logging.getLogger(__name__)
 
+THINKING_TYPES = ("thinking", "redacted_thinking")
 INTERRUPTED = "interrupted: the run stopped during this call, which may or may not have taken effect; check first"
 
 
@@ -144,7 +145,7 @@ class AgentProgress:
             self.sessions += 1
             self.stop_reason = None
         elif kind == "message":
-            self.messages.append({"role": event["role"], "content": event["content"]})
+            self._append_message(event["role"], event["content"])
         elif kind == "compaction":
             kept = event["kept"]
             tail = self.messages[len(self.messages) - kept :] if kept else []
@@ -172,6 +173,22 @@ class AgentProgress:
         elif kind == "stop":
             self.stop_reason = event["reason"]
 
+    def _append_message(self, role: str, content: str | list[dict[str, Any]]) -> None:
+        """Add a message so that the conversation stays one the Messages API accepts.
+
+        The API refuses empty messages and whitespace-only text; records from before empty replies
+        were refused may hold some, and are repaired here (live and on resume alike). Two messages of
+        the same role in a row (a paused turn continued; a nudge after a dropped empty reply) are one.
+        """
+        blocks = [block for block in _blocks(content) if block.get("type") != "text" or block.get("text", "").strip()]
+        if not any(block.get("type") not in THINKING_TYPES for block in blocks):
+            return
+        if self.messages and self.messages[-1]["role"] == role:
+            previous = self.messages[-1]
+            self.messages[-1] = {"role": role, "content": [*_blocks(previous["content"]), *blocks]}
+        else:
+            self.messages.append({"role": role, "content": blocks})
+
     def _score(self, event: dict[str, Any]) -> None:
         pgr = event.get("pgr")
         if event["kind"] == "validation":
@@ -188,3 +205,7 @@ class AgentProgress:
         if not self.messages or self.messages[-1]["role"] != "assistant":
             return []
         return [block for block in self.messages[-1]["content"] if block.get("type") == "tool_use"]
+
+
+def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)

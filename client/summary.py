@@ -18,7 +18,9 @@ def build_summary(
     elapsed_s: float,
     progresses: Mapping[str, AgentProgress],
     interrupted: bool,
+    stopped: str | None = None,
 ) -> dict[str, Any]:
+    """`stopped`: why the whole run was stopped (an error that concerns every agent), if it was."""
     agents = [
         {
             "agent": name,
@@ -48,6 +50,7 @@ def build_summary(
         "backend": backend,
         "model": model,
         "interrupted": interrupted,
+        "stopped": stopped,
         "elapsed_s": round(elapsed_s, 1),
         "team": {
             "agents": len(agents),

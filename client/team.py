@@ -157,6 +157,7 @@ async def run_team(request: RunRequest) -> RunResult:
                     budget=manifest.agent_budget(name),
                     price=manifest.price(manifest.agent_model(name)),
                     context=manifest.context,
+                    retry=manifest.retry,
                 ),
                 backend=backend,
                 bridge=ToolBridge(
@@ -184,6 +185,7 @@ async def run_team(request: RunRequest) -> RunResult:
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(_tick, run_dir, info, clock)
                     async with anyio.create_task_group() as team_tasks:
+                        team.stop_all = team_tasks.cancel_scope.cancel
                         for agent in agents:
                             team_tasks.start_soon(agent.run, name=f"agent {agent.name}")
                     tasks.cancel_scope.cancel()
@@ -203,6 +205,7 @@ async def run_team(request: RunRequest) -> RunResult:
                 elapsed_s=clock.elapsed(),
                 progresses=progresses,
                 interrupted=interrupted,
+                stopped=team.stopped,
             )
             text = render_text(summary_table(summary))
             write_summary(run_dir, summary, text)

@@ -19,6 +19,10 @@ from client.budget import RunClock
 from client.record import AgentProgress
 
 
+NOTE_WIDTH = 60
+"""Notes and stop reasons wrap at this width (whole, never cut)."""
+
+
 def _pgr(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -28,10 +32,11 @@ def status_table(
 ) -> Group:
     """One line per agent (the first `limit` of them): state, current tool, turns, tokens, dollars, PGR."""
     table = Table(expand=False, header_style="bold")
-    for column in ("agent", "state", "tool", "turns", "tokens", "$", "val PGR", "best PGR", "note"):
+    for column in ("agent", "state", "tool", "turns", "tokens", "$", "val PGR", "best PGR"):
         table.add_column(
             column, justify="right" if column in ("turns", "tokens", "$", "val PGR", "best PGR") else "left"
         )
+    table.add_column("note", overflow="fold", max_width=NOTE_WIDTH)
     for name, status, progress in rows[:limit]:
         table.add_row(
             name,
@@ -42,7 +47,7 @@ def status_table(
             f"{progress.dollars:.2f}",
             _pgr(progress.best_validation_pgr),
             _pgr(progress.best_pgr),
-            (status.note or "")[:50],
+            status.note or "",
         )
     elapsed = clock.elapsed()
     deadline = "" if clock.deadline_s is None else f" of {clock.deadline_s / 60:.1f}"
@@ -56,11 +61,14 @@ def summary_table(summary: dict[str, Any]) -> Group:
     table = Table(header_style="bold", title="AAR Lab run summary")
     columns = ("agent", "stopped", "turns", "tokens", "$", "tools", "errors", "subm.", "val PGR", "best PGR")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("agent", "stopped") else "right")
+        if column == "stopped":
+            table.add_column(column, overflow="fold", max_width=NOTE_WIDTH)
+        else:
+            table.add_column(column, justify="left" if column == "agent" else "right")
     for row in summary["agents"]:
         table.add_row(
             row["agent"],
-            (row["stop_reason"] or "-")[:40],
+            row["stop_reason"] or "-",
             str(row["turns"]),
             f"{row['tokens']:,}",
             f"{row['dollars']:.2f}",
@@ -84,6 +92,7 @@ def summary_table(summary: dict[str, Any]) -> Group:
     footer = Text(
         f"{best}; backend {summary['backend']} ({summary['model']}){priced}; {summary['elapsed_s'] / 60:.1f} min"
         + ("; interrupted" if summary["interrupted"] else "")
+        + (f"\nstopped: {summary['stopped']}" if summary.get("stopped") else "")
         + f"\nrun directory: {summary['run_dir']}"
     )
     return Group(table, footer)

@@ -101,7 +101,8 @@ class HttpServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log()}")
             time.sleep(0.1)
-        raise TimeoutError("server did not answer /healthz within 30 s")
+        self.kill()  # a server left running would outlive the test
+        raise TimeoutError(f"server did not answer /healthz within 30 s: {self.log()}")
 
     def log(self) -> str:
         """What the server wrote to stderr."""
@@ -147,8 +148,11 @@ def running_http_server(data_dir: Path) -> Iterator[HttpServer]:
 
 
 @contextlib.asynccontextmanager
-async def memory_client(server: str, data_dir: Path, agent: str = "alice") -> AsyncIterator[Client]:
-    async with Client(catalog.factory(server)(make_settings(data_dir), local_agent=agent)) as client:
+async def memory_client(
+    server: str, data_dir: Path, agent: str = "alice", **overrides: object
+) -> AsyncIterator[Client]:
+    """An in-memory client of `server` as `agent`, with settings `overrides` (e.g. a lower limit)."""
+    async with Client(catalog.factory(server)(make_settings(data_dir, **overrides), local_agent=agent)) as client:
         yield client
 
 
@@ -202,3 +206,10 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def call(client: Client, tool: str, arguments: dict[str, object] | None = None) -> Any:
+    """The structured result of a tool call that must succeed."""
+    result = await client.call_tool(tool, arguments or {})
+    assert not result.is_error, result.content
+    return result.structured_content

@@ -21,6 +21,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from client.context import SUMMARY_REQUEST
 from client.scripted.methods import ENTRY, FAMILIES, FILE, Knobs, family_for, read_knobs, render, vary
 
 MEMORY_MARK = "researcher-memory: "
@@ -493,7 +494,7 @@ def respond(agent: str, request: dict[str, Any]) -> tuple[list[dict[str, Any]], 
     messages = request.get("messages", [])
     offered = {tool["name"] for tool in request.get("tools", [])}
     memory = replay(agent, messages, offered)
-    if (request.get("tool_choice") or {}).get("type") == "none" or not offered:
+    if _asks_for_summary(messages) or not offered:
         return [{"type": "text", "text": summary(memory)}], "end_turn"
     action = decide(memory, offered)
     if action is None:
@@ -504,6 +505,13 @@ def respond(agent: str, request: dict[str, Any]) -> tuple[list[dict[str, Any]], 
         {"type": "text", "text": why},
         {"type": "tool_use", "id": f"toolu_{digest}", "name": tool, "input": arguments},
     ], "tool_use"
+
+
+def _asks_for_summary(messages: list[dict[str, Any]]) -> bool:
+    """Whether the client asks for the notes that replace the conversation (see client.context)."""
+    last = messages[-1] if messages else {}
+    content = last.get("content") if last.get("role") == "user" else None
+    return isinstance(content, list) and any(block.get("text") == SUMMARY_REQUEST for block in content)
 
 
 def summary(memory: Memory) -> str:

@@ -57,8 +57,13 @@ class PostSummary(BaseModel):
 
 
 class Thread(BaseModel):
+    """A thread's first post and one page of its replies."""
+
     root: Post
-    replies: list[Post] = Field(description="Every reply in the thread, oldest first; parent_id gives the nesting.")
+    replies: list[Post] = Field(description="Replies from `offset` on, oldest first; parent_id gives the nesting.")
+    offset: int = Field(description="Index of the first reply on this page (0 is the oldest reply).")
+    total_replies: int
+    next_offset: int | None = Field(description="Pass as `offset` for the next page of replies; null at the end.")
 
 
 class Feed(BaseModel):

@@ -43,7 +43,8 @@ The research forum shared by every researcher of the team. Post what you find (k
 or 'result', citing the storage snapshot and PGR submission behind it), ideas and questions;
 claim a direction with kind 'claim'. Call `feed` with the cursor it returned last time to see
 only what is new, `search` to find earlier work, `read_thread` to read a discussion whole.
-Posts cannot be edited: reply to correct one. You always post as yourself."""
+Posts cannot be edited: reply to correct one. You always post as yourself. Each agent may post,
+reply and vote only so often (an error names the limit and when it resets)."""
 
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
@@ -65,7 +66,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[ForumState]:
-        store = await ForumStore.open(settings.data_dir / "forum.sqlite", synchronous=settings.sqlite_synchronous)
+        store = await ForumStore.open(settings.data_dir / "forum.sqlite", settings=settings)
         try:
             yield ForumState(store=store, local_agent=local_agent)
         finally:
@@ -106,9 +107,14 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         )
 
     @server.tool(annotations=READ)
-    async def read_thread(post_id: PostId, ctx: Context) -> Thread:
-        """Read the whole thread that a post belongs to: its first post and every reply."""
-        return await _state(ctx).store.thread(post_id)
+    async def read_thread(
+        post_id: PostId,
+        ctx: Context,
+        offset: Annotated[int, Field(ge=0, description="Skip this many replies (next_offset of the last page).")] = 0,
+        limit: Annotated[int, Field(ge=1, le=100, description="Most replies to return (1-100).")] = 20,
+    ) -> Thread:
+        """Read the thread a post belongs to: its first post and a page of replies; page on with next_offset."""
+        return await _state(ctx).store.thread(post_id, offset=offset, limit=limit)
 
     @server.tool(annotations=READ)
     async def feed(

@@ -6,15 +6,25 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
+
 from servers.forum.models import Feed, Post, PostSummary, SearchHit, SearchResults, Thread, VoteResult
-from servers.kit.database import Database
-from servers.kit.errors import NotFoundError, ToolInputError
+from servers.kit.database import Database, ReadStopped
+from servers.kit.errors import LimitError, NotFoundError, ToolInputError
+from servers.kit.settings import Settings, get_settings
 
 EXCERPT_CHARS = 280
+MIN_PREFIX_CHARS = 2
+"""The FTS index keeps 2- and 3-character prefixes: a shorter prefix would expand to most of the vocabulary."""
+
+FTS_TABLE = """CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
+    title, body, tags, content='posts', content_rowid='id', tokenize='porter unicode61', prefix='2 3'
+)"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -34,6 +44,7 @@ CREATE TABLE IF NOT EXISTS posts (
 CREATE INDEX IF NOT EXISTS posts_by_thread ON posts(thread_id, id);
 CREATE INDEX IF NOT EXISTS posts_by_author ON posts(author, id);
 CREATE INDEX IF NOT EXISTS posts_by_kind ON posts(kind, id);
+CREATE INDEX IF NOT EXISTS posts_by_author_time ON posts(author, created_at);
 CREATE TABLE IF NOT EXISTS post_tags (
     tag TEXT NOT NULL,
     post_id INTEGER NOT NULL REFERENCES posts(id),
@@ -45,9 +56,9 @@ CREATE TABLE IF NOT EXISTS votes (
     value INTEGER NOT NULL CHECK (value IN (-1, 1)),
     PRIMARY KEY (post_id, agent)
 ) WITHOUT ROWID;
-CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
-    title, body, tags, content='posts', content_rowid='id', tokenize='porter unicode61'
-);
+CREATE TABLE IF NOT EXISTS vote_events (agent TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS vote_events_by_agent ON vote_events(agent, at);
+""" + FTS_TABLE + """;
 CREATE TRIGGER IF NOT EXISTS posts_fts_insert AFTER INSERT ON posts BEGIN
     INSERT INTO posts_fts(rowid, title, body, tags) VALUES (new.id, new.title, new.body, new.tags);
 END;
@@ -79,28 +90,81 @@ def _summary(row: Mapping[str, Any]) -> PostSummary:
     return PostSummary(**fields)
 
 
-def fts_query(text: str) -> str:
-    """Turn plain words into an FTS5 query matching all of them (a trailing * keeps prefix search)."""
-    terms = _SEARCH_TERM.findall(text)
+def fts_query(text: str, max_terms: int = Settings.model_fields["forum_search_max_terms"].default) -> str:
+    """Turn plain words into an FTS5 query matching all of them (a trailing * keeps prefix search).
+
+    Repeated words count once, so no query costs more than `max_terms` distinct words."""
+    terms = list(dict.fromkeys(term.lower() for term in _SEARCH_TERM.findall(text)))
     if not terms:
         raise ToolInputError(f"search query {text!r} has no words to search for: give one or more words")
+    if len(terms) > max_terms:
+        raise LimitError(
+            f"search query has {len(terms)} different words, over the limit of {max_terms}"
+            " (setting AAR_FORUM_SEARCH_MAX_TERMS): search for the few most specific ones"
+        )
     quoted = []
     for term in terms:
         prefix = term.endswith("*")
         word = term.rstrip("*")
+        if prefix and len(word) < MIN_PREFIX_CHARS:
+            raise ToolInputError(f"the prefix {term!r} is too short: give at least {MIN_PREFIX_CHARS} letters before *")
         quoted.append(f'"{word}"' + ("*" if prefix else ""))
     return " ".join(quoted)
+
+
+@dataclass(frozen=True)
+class ForumLimits:
+    """What one search may cost and how much one agent may write (None: no limit); see the forum_* settings."""
+
+    search_max_terms: int
+    search_candidates: int
+    search_budget_s: float
+    thread_page_chars: int
+    posts_per_minute: int | None
+    post_bytes_per_hour: int | None
+    votes_per_minute: int | None
+
+    @classmethod
+    def of(cls, settings: Settings, *, limit_writes: bool = True) -> ForumLimits:
+        return cls(
+            search_max_terms=settings.forum_search_max_terms,
+            search_candidates=settings.forum_search_candidates,
+            search_budget_s=settings.forum_search_budget_ms / 1000,
+            thread_page_chars=settings.forum_thread_page_chars,
+            posts_per_minute=settings.forum_posts_per_minute if limit_writes else None,
+            post_bytes_per_hour=settings.forum_post_bytes_per_hour if limit_writes else None,
+            votes_per_minute=settings.forum_votes_per_minute if limit_writes else None,
+        )
+
+
+def _limit_reached(what: str, setting: str, reset_at: float, now: float) -> LimitError:
+    return LimitError(
+        f"{what} (setting AAR_{setting.upper()}); it resets at {_iso(reset_at)}, in {max(1, round(reset_at - now))} s"
+    )
 
 
 class ForumStore:
     """All reads and writes of the forum."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, limits: ForumLimits) -> None:
         self._database = database
+        self._limits = limits
 
     @classmethod
-    async def open(cls, path: Path, *, synchronous: str = "NORMAL") -> ForumStore:
-        return cls(await Database.open(path, SCHEMA, synchronous=synchronous))
+    async def open(
+        cls, path: Path, *, settings: Settings | None = None, synchronous: str | None = None
+    ) -> ForumStore:
+        """The forum at `path`, with the limits an agent server enforces under `settings`.
+
+        Without `settings` (the console, seeding) the process's settings apply, but no write
+        limits: the operator is not an agent."""
+        limits = ForumLimits.of(settings) if settings else ForumLimits.of(get_settings(), limit_writes=False)
+        settings = settings or get_settings()
+        database = await Database.open(
+            path, SCHEMA, synchronous=synchronous or settings.sqlite_synchronous, readers=settings.sqlite_readers
+        )
+        await _index_prefixes(database)
+        return cls(database, limits)
 
     async def close(self) -> None:
         await self._database.close()
@@ -117,9 +181,11 @@ class ForumStore:
         submission: str | None = None,
         parent_id: int | None = None,
     ) -> Post:
-        """Insert a post (a reply when `parent_id` is given) and return it as stored."""
+        """Insert a post (a reply when `parent_id` is given) and return it as stored, within the author's limits."""
         tags = sorted(set(tags))
+        now = time.time()
         async with self._database.transaction() as connection:
+            await self._check_post_limits(connection, author, len(title.encode()) + len(body.encode()), now)
             thread_id = None
             if parent_id is not None:
                 async with connection.execute("SELECT thread_id FROM posts WHERE id = ?", (parent_id,)) as cursor:
@@ -130,7 +196,7 @@ class ForumStore:
             cursor = await connection.execute(
                 "INSERT INTO posts (thread_id, parent_id, author, kind, title, body, tags, snapshot, submission,"
                 " created_at) VALUES (coalesce(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (thread_id, parent_id, author, kind, title, body, json.dumps(tags), snapshot, submission, time.time()),
+                (thread_id, parent_id, author, kind, title, body, json.dumps(tags), snapshot, submission, now),
             )
             post_id = cursor.lastrowid
             if thread_id is None:
@@ -143,15 +209,83 @@ class ForumStore:
         assert row is not None
         return _post(row)
 
-    async def thread(self, post_id: int) -> Thread:
+    async def _check_post_limits(self, connection: aiosqlite.Connection, author: str, size: int, now: float) -> None:
+        """Refuse a post over the author's posts per minute or bytes per hour (counted from the posts stored)."""
+        limits = self._limits
+        if limits.posts_per_minute is None or limits.post_bytes_per_hour is None:
+            return
+        async with connection.execute(
+            "SELECT created_at, length(CAST(title AS BLOB)) + length(CAST(body AS BLOB)) AS bytes FROM posts"
+            " WHERE author = ? AND created_at > ? ORDER BY created_at",
+            (author, now - 3600),
+        ) as cursor:
+            recent = [(row["created_at"], row["bytes"]) for row in await cursor.fetchall()]
+        last_minute = [at for at, _ in recent if at > now - 60]
+        if len(last_minute) >= limits.posts_per_minute:
+            reset_at = last_minute[-limits.posts_per_minute] + 60
+            what = f"you made {len(last_minute)} posts and replies in the last minute, the limit per agent"
+            raise _limit_reached(f"{what} is {limits.posts_per_minute}", "forum_posts_per_minute", reset_at, now)
+        if size > limits.post_bytes_per_hour:
+            raise LimitError(
+                f"this post is {size} bytes, over the {limits.post_bytes_per_hour} bytes an agent may post per hour"
+                " (setting AAR_FORUM_POST_BYTES_PER_HOUR): post a summary and keep the data in a storage snapshot"
+            )
+        used = sum(bytes_ for _, bytes_ in recent)
+        reset_at = now
+        for at, bytes_ in recent:
+            if used + size <= limits.post_bytes_per_hour:
+                break
+            used -= bytes_
+            reset_at = at + 3600
+        if reset_at > now:
+            what = f"you posted {sum(b for _, b in recent)} bytes in the last hour; with {size} more you would pass"
+            what += f" the limit per agent of {limits.post_bytes_per_hour}"
+            raise _limit_reached(what, "forum_post_bytes_per_hour", reset_at, now)
+
+    async def _check_vote_limit(self, connection: aiosqlite.Connection, agent: str) -> None:
+        """Refuse a vote over the agent's votes per minute, else record it for the count."""
+        limit = self._limits.votes_per_minute
+        if limit is None:
+            return
+        now = time.time()
+        await connection.execute("DELETE FROM vote_events WHERE agent = ? AND at <= ?", (agent, now - 60))
+        async with connection.execute("SELECT at FROM vote_events WHERE agent = ? ORDER BY at", (agent,)) as cursor:
+            recent = [row["at"] for row in await cursor.fetchall()]
+        if len(recent) >= limit:
+            what = f"you voted {len(recent)} times in the last minute, the limit per agent is {limit}"
+            raise _limit_reached(what, "forum_votes_per_minute", recent[-limit] + 60, now)
+        await connection.execute("INSERT INTO vote_events (agent, at) VALUES (?, ?)", (agent, now))
+
+    async def thread(self, post_id: int, *, offset: int = 0, limit: int = 20) -> Thread:
+        """A thread's first post and a page of its replies, oldest first, of at most thread_page_chars of bodies."""
         row = await self._database.fetch_one("SELECT thread_id FROM posts WHERE id = ?", (post_id,))
         if row is None:
             raise NotFoundError(f"no post with id {post_id}: take an id from feed or search")
-        rows = await self._database.fetch_all(
-            f"SELECT {_COLUMNS} FROM posts WHERE thread_id = ? ORDER BY id", (row["thread_id"],)
+        thread_id = row["thread_id"]
+        root = await self._database.fetch_one(f"SELECT {_COLUMNS} FROM posts WHERE id = ?", (thread_id,))
+        counted = await self._database.fetch_one(
+            "SELECT count(*) AS replies FROM posts WHERE thread_id = ? AND id != ?", (thread_id, thread_id)
         )
-        posts = [_post(r) for r in rows]
-        return Thread(root=posts[0], replies=posts[1:])
+        rows = await self._database.fetch_all(
+            f"SELECT {_COLUMNS} FROM posts WHERE thread_id = ? AND id != ? ORDER BY id LIMIT ? OFFSET ?",
+            (thread_id, thread_id, limit, offset),
+        )
+        assert root is not None and counted is not None
+        replies: list[Post] = []
+        chars = 0
+        for reply in rows:
+            if replies and chars + len(reply["body"]) > self._limits.thread_page_chars:
+                break
+            replies.append(_post(reply))
+            chars += len(reply["body"])
+        end = offset + len(replies)
+        return Thread(
+            root=_post(root),
+            replies=replies,
+            offset=offset,
+            total_replies=counted["replies"],
+            next_offset=end if end < counted["replies"] else None,
+        )
 
     def _filters(self, tag: str | None, kind: str | None, author: str | None) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
@@ -180,24 +314,57 @@ class ForumStore:
     async def search(
         self, query: str, *, limit: int, tag: str | None, kind: str | None, author: str | None
     ) -> SearchResults:
+        """Best matches first among the newest `search_candidates` matches, within the search time budget.
+
+        Ranking every match of a word found in every post costs time in proportion to the forum;
+        ranking only the newest few hundred keeps a search bounded, and a rarer word, with fewer
+        matches than that, is ranked over all of them. Snippets are made for the hits only.
+        """
+        terms = fts_query(query, self._limits.search_max_terms)
+        budget = self._limits.search_budget_s
+        deadline = time.monotonic() + budget
         clauses, params = self._filters(tag, kind, author)
         where = " AND ".join(["posts_fts MATCH ?", *clauses])
-        columns = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
-        rows = await self._database.fetch_all(
-            f"SELECT {columns}, snippet(posts_fts, -1, '[', ']', '…', 16) AS snippet, bm25(posts_fts) AS rank"
-            f" FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid WHERE {where} ORDER BY rank LIMIT ?",
-            [fts_query(query), *params, limit],
-        )
+        try:
+            ranked = await self._database.fetch_all(
+                "SELECT id, rank FROM (SELECT p.id AS id, bm25(posts_fts) AS rank"
+                f" FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid WHERE {where}"
+                " ORDER BY posts_fts.rowid DESC LIMIT ?) ORDER BY rank, id DESC LIMIT ?",
+                [terms, *params, self._limits.search_candidates, limit],
+                stop=lambda: time.monotonic() > deadline,
+            )
+            if not ranked:
+                return SearchResults(hits=[])
+            ids = [row["id"] for row in ranked]
+            columns = ", ".join(f"p.{c.strip()}" for c in _COLUMNS.split(","))
+            # `+rowid IN` filters the rows FTS5 yields instead of seeking each id, which for a
+            # prefix term would expand the prefix again for every hit.
+            rows = await self._database.fetch_all(
+                f"SELECT {columns}, snippet(posts_fts, -1, '[', ']', '…', 16) AS snippet"
+                " FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid WHERE posts_fts MATCH ?"
+                f" AND posts_fts.rowid >= ? AND +posts_fts.rowid IN ({', '.join('?' * len(ids))})",
+                [terms, min(ids), *ids],
+                stop=lambda: time.monotonic() > deadline,
+            )
+        except ReadStopped as stopped:
+            if str(stopped) == "closing":
+                raise ToolInputError("the forum is shutting down: search again in a moment") from None
+            raise LimitError(
+                f"search stopped at its time budget of {round(budget * 1000)} ms (setting AAR_FORUM_SEARCH_BUDGET_MS):"
+                " search for fewer, more specific words, with fewer prefixes (word*)"
+            ) from None
+        found = {row["id"]: dict(row) for row in rows}
         hits = []
-        for row in rows:
-            fields = dict(row)
-            snippet, rank = fields.pop("snippet"), fields.pop("rank")
-            hits.append(SearchHit(post=_summary(fields), snippet=snippet, rank=rank))
+        for row in ranked:
+            fields = found[row["id"]]
+            snippet = fields.pop("snippet")
+            hits.append(SearchHit(post=_summary(fields), snippet=snippet, rank=row["rank"]))
         return SearchResults(hits=hits)
 
     async def vote(self, *, post_id: int, agent: str, value: int) -> VoteResult:
         """Set `agent`'s vote on a post to +1 or -1, or withdraw it with 0; one vote per agent per post."""
         async with self._database.transaction() as connection:
+            await self._check_vote_limit(connection, agent)
             async with connection.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)) as cursor:
                 if await cursor.fetchone() is None:
                     raise NotFoundError(f"no post with id {post_id}: take an id from feed or search")
@@ -217,3 +384,13 @@ class ForumStore:
                 row = await cursor.fetchone()
         assert row is not None
         return VoteResult(post_id=post_id, your_vote=value, score=row["score"])
+
+
+async def _index_prefixes(database: Database) -> None:
+    """Rebuild the search index of a forum made before it kept prefixes (once; posts are unchanged)."""
+    row = await database.fetch_one("SELECT sql FROM sqlite_master WHERE name = 'posts_fts'")
+    if row is not None and "prefix=" not in row["sql"]:
+        async with database.transaction() as connection:
+            await connection.execute("DROP TABLE posts_fts")
+            await connection.execute(FTS_TABLE)
+            await connection.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")

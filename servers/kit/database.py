@@ -1,8 +1,12 @@
-"""SQLite access shared by the servers: a writer and a reader connection per store, WAL, durable writes.
+"""SQLite access shared by the servers: a writer and a pool of readers per store, WAL, durable writes.
 
-Every store owns two aiosqlite connections, a writer and a reader. aiosqlite runs each
+Every store owns aiosqlite connections: one writer and a pool of readers. aiosqlite runs each
 connection on its own thread and executes its calls in order, so the writer is the single
-writer of this process and reads (WAL) never wait behind it nor see uncommitted rows;
+writer of this process and reads (WAL) never wait behind it nor see uncommitted rows; a read
+takes a free reader from the pool, so it waits behind another read only when every reader is
+busy. A read may carry a `stop` check that SQLite calls every few hundred virtual-machine steps
+(a time budget); closing the store stops every running read the same way, so a server shuts
+down at once whatever it is reading;
 `BEGIN IMMEDIATE` plus a busy timeout keeps a second process (a stdio server
 for Claude Desktop beside an HTTP one) from failing with "database is locked".
 A write returns only after COMMIT into the WAL, so an acknowledged write survives kill -9
@@ -14,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,31 +29,64 @@ import aiosqlite
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
+READERS = 4
+PROGRESS_STEPS = 1000
+"""SQLite virtual-machine steps between two calls of a read's `stop` check."""
+
+StopCheck = Callable[[], bool]
+"""Called from the reader's thread while a read runs; True interrupts it."""
+
+
+class ReadStopped(Exception):
+    """A read was interrupted: its `stop` check said so, or the store is closing."""
+
+
+class _Reader:
+    """A reader connection and the stop check of the read it runs now, if any."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+        self.stop: StopCheck | None = None
+        self.closing = False
+
+    def progress(self) -> int:
+        return int(self.closing or (self.stop is not None and self.stop()))
 
 
 class Database:
     """An open SQLite file with its schema applied."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, writer: aiosqlite.Connection, readers: list[_Reader], path: Path) -> None:
         self._writer = writer
-        self._reader = reader
+        self._readers = readers
+        self._free: asyncio.Queue[_Reader] = asyncio.Queue()
+        for reader in readers:
+            self._free.put_nowait(reader)
         self._write_lock = asyncio.Lock()
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path, schema: str, *, synchronous: str = "NORMAL") -> Database:
-        """Open (creating if needed) the file at `path` and apply `schema` (idempotent DDL)."""
+    async def open(cls, path: Path, schema: str, *, synchronous: str = "NORMAL", readers: int = READERS) -> Database:
+        """Open (creating if needed) the file at `path`, apply `schema` (idempotent DDL), open `readers` readers."""
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path)
         await writer.execute("PRAGMA journal_mode = WAL")
         await writer.execute(f"PRAGMA synchronous = {synchronous}")
         await writer.executescript(schema)
-        reader = await _connect(path)
-        logger.debug("opened %s", path)
-        return cls(writer, reader, path)
+        pool = []
+        for _ in range(readers):
+            reader = _Reader(await _connect(path))
+            await reader.connection.set_progress_handler(reader.progress, PROGRESS_STEPS)
+            pool.append(reader)
+        logger.debug("opened %s with %d readers", path, readers)
+        return cls(writer, pool, path)
 
     async def close(self) -> None:
-        await self._reader.close()
+        """Stop every running read, then close every connection."""
+        for reader in self._readers:
+            reader.closing = True
+        for reader in self._readers:
+            await reader.connection.close()
         await self._writer.close()
 
     @asynccontextmanager
@@ -63,12 +101,31 @@ class Database:
                 raise
             await self._writer.execute("COMMIT")
 
-    async def fetch_all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[aiosqlite.Row]:
-        async with self._reader.execute(sql, params) as cursor:
+    @asynccontextmanager
+    async def _read(self, stop: StopCheck | None) -> AsyncIterator[aiosqlite.Connection]:
+        """A free reader for one read, interrupted when `stop()` turns true or the store closes."""
+        reader = await self._free.get()
+        reader.stop = stop
+        try:
+            yield reader.connection
+        except sqlite3.OperationalError as error:
+            if str(error) == "interrupted":
+                raise ReadStopped("closing" if reader.closing else "stopped") from None
+            raise
+        finally:
+            reader.stop = None
+            self._free.put_nowait(reader)
+
+    async def fetch_all(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, stop: StopCheck | None = None
+    ) -> list[aiosqlite.Row]:
+        async with self._read(stop) as reader, reader.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def fetch_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> aiosqlite.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
+    async def fetch_one(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, stop: StopCheck | None = None
+    ) -> aiosqlite.Row | None:
+        async with self._read(stop) as reader, reader.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
     async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:

@@ -18,3 +18,7 @@ class NotFoundError(ToolInputError):
 
 class PermissionDeniedError(ToolInputError):
     """The calling agent may not do this."""
+
+
+class LimitError(ToolInputError):
+    """The call would pass a limit (a rate, a volume, a cost); the message names it and when it resets."""

@@ -1,13 +1,14 @@
 """Who is calling: agent names, bearer tokens stored hashed, and the caller of a tool call.
 
 Over HTTP every agent presents its own bearer token, which the SDK's bearer middleware
-checks through `AgentTokenVerifier` (401 for a missing or unknown token). Over stdio and
+checks through `AgentTokenVerifier` (401 for a missing or unknown token, see `bearer`). Over stdio and
 in memory there is no token: the identity is fixed when the server is built
 (`local_agent`). No tool takes an author argument, so an agent cannot claim to be another.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -87,19 +88,36 @@ class TokenStore:
 
 
 class AgentTokenVerifier:
-    """The SDK's `TokenVerifier`: a known token maps to its agent as the `client_id`."""
+    """The SDK's `TokenVerifier`: a known token maps to its agent as the `client_id`.
+
+    It opens the token store on first use and must be closed: the store's connection threads
+    would otherwise keep the process alive after the server stops.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._store: TokenStore | None = None
+        self._closed = False
+        self._opening = asyncio.Lock()
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        if self._store is None:
-            self._store = await TokenStore.open(self._path)
-        agent = await self._store.agent_for(token)
+        async with self._opening:
+            if self._closed:
+                return None
+            if self._store is None:
+                self._store = await TokenStore.open(self._path)
+            store = self._store
+        agent = await store.agent_for(token)
         if agent is None:
             return None
         return AccessToken(token=token, client_id=agent, scopes=[])
+
+    async def close(self) -> None:
+        async with self._opening:
+            self._closed = True
+            store, self._store = self._store, None
+        if store is not None:
+            await store.close()
 
 
 def calling_agent(local_agent: str | None) -> str:

@@ -25,16 +25,49 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir, description="Private data of every server.")
     host: str = Field(default="127.0.0.1", description="Address the HTTP servers bind to.")
     port: int = Field(default=8700, ge=0, le=65535, description="Port of `aar serve ... --http`.")
+    shutdown_grace_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="After Ctrl-C or SIGTERM, how long `aar serve` waits for a clean stop before it exits anyway"
+        " (acknowledged writes are committed; running jobs end with the server and are marked lost).",
+    )
     sqlite_synchronous: str = Field(
         default="NORMAL",
         pattern="^(FULL|NORMAL)$",
         description="WAL with NORMAL survives kill -9 of the server; FULL also survives power loss, at a cost.",
     )
 
+    sqlite_readers: int = Field(
+        default=4, ge=1, le=64, description="Reader connections per SQLite store: reads wait only when all are busy."
+    )
+
+    forum_search_max_terms: int = Field(
+        default=8, ge=1, le=64, description="Distinct words one search may hold (repeats count once)."
+    )
+    forum_search_candidates: int = Field(
+        default=100,
+        ge=20,
+        description="A search ranks at most this many matches, the newest (all of them for a rarer word).",
+    )
+    forum_search_budget_ms: int = Field(
+        default=1000, ge=0, description="Time one search may take inside SQLite before it is stopped."
+    )
+    forum_posts_per_minute: int = Field(default=30, ge=1, description="Posts and replies per agent per minute.")
+    forum_post_bytes_per_hour: int = Field(
+        default=300_000, ge=1, description="Bytes of titles and bodies an agent may post per hour."
+    )
+    forum_votes_per_minute: int = Field(default=60, ge=1, description="Votes per agent per minute.")
+    forum_thread_page_chars: int = Field(
+        default=100_000, ge=1, description="A read_thread page stops adding replies once their bodies reach this."
+    )
+
     storage_max_file_bytes: int = Field(default=1_000_000, ge=1)
     storage_max_snapshot_bytes: int = Field(default=3_000_000, ge=1, description="Below the 4 MiB HTTP body cap.")
     storage_max_files: int = Field(default=500, ge=1)
-    storage_max_diff_chars: int = Field(default=200_000, ge=1)
+    storage_max_diff_chars: int = Field(default=50_000, ge=1, description="Most diff characters one call returns.")
+    storage_max_read_chars: int = Field(
+        default=50_000, ge=1, description="Most characters of a file one read_file call returns (page for more)."
+    )
 
     sandbox_limits: dict[str, Any] = Field(
         default_factory=dict,

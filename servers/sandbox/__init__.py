@@ -3,13 +3,14 @@
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.errors import IsolationUnavailableError
 from servers.sandbox.limits import Limit, SandboxLimits
-from servers.sandbox.service import ExecResult, FileListing, Sandbox
+from servers.sandbox.service import ExecResult, Sandbox
+from servers.sandbox.workspace import Listing
 
 __all__ = [
     "ExecResult",
-    "FileListing",
     "IsolationUnavailableError",
     "Limit",
+    "Listing",
     "Sandbox",
     "SandboxConfig",
     "SandboxLimits",

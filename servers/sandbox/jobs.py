@@ -1,11 +1,14 @@
 """Background jobs: durable records in SQLite, fair scheduling, logs the agent cannot touch.
 
 A job belongs to the service, not to the request that started it: it runs in a task of the
-service and its record survives restarts. Scheduling queues jobs FIFO per agent and starts them
-round-robin between agents (the agent whose last start is oldest goes first) within a per-agent and
-a global cap on running jobs; an agent whose queue is full gets an error. On open, jobs recorded
-as running (the previous service died under them, and --die-with-parent took their processes with
-it) are marked lost, and queued jobs are started.
+service and its record survives restarts. Scheduling queues jobs FIFO per agent and gives each free
+slot to the agent with the fewest running jobs (then the one whose last start is oldest), within a
+per-agent and a global cap on running jobs, so agents that fill their share never delay one that
+runs nothing; an agent whose queue is full gets an error. Finished jobs are kept, record and log,
+for the last `job_history_per_agent` of each agent and at most `job_history_days`, so an agent
+stores at most that many plus its queued and running ones. On open, jobs recorded as running (the
+previous service died under them, and --die-with-parent took their processes with it) are marked
+lost, and queued jobs are started.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import aiosqlite
 
 from servers.kit.database import Database
-from servers.sandbox.errors import CapacityError, NotFoundError
+from servers.sandbox.errors import CapacityError, NotFoundError, ToolInputError
 from servers.sandbox.limits import SandboxLimits
 from servers.sandbox.runner import LogFile, Outcome, Run
 
@@ -117,6 +120,7 @@ class JobManager:
         self._running: dict[str, tuple[str, Run, asyncio.Task[None]]] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._last_start: dict[str, float] = {}
+        """Agent -> Unix time of its latest job start (the tie-break between agents running as many jobs)."""
         self._closing = False
 
     @classmethod
@@ -130,6 +134,10 @@ class JobManager:
             )
             if cursor.rowcount:
                 logger.warning("%d job(s) were running when the service stopped; marked lost", cursor.rowcount)
+        rows = await db.fetch_all("SELECT owner, MAX(started_at) AS last FROM jobs GROUP BY owner")
+        manager._last_start = {row["owner"]: row["last"] or 0.0 for row in rows}
+        for owner in manager._last_start:
+            await manager.forget_old_jobs(owner)
         await manager._schedule()
         return manager
 
@@ -138,7 +146,7 @@ class JobManager:
         self._closing = True
         tasks = []
         for _, run, task in self._running.values():
-            run.cancel()
+            run.cancel(immediately=True)  # recorded as lost either way; a stop must not wait out grace periods
             tasks.append(task)
         if tasks:
             await asyncio.wait(tasks, timeout=self._limits.kill_grace_s + 10)
@@ -173,7 +181,10 @@ class JobManager:
     async def get(self, owner: str, job_id: str) -> JobInfo:
         row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ? AND owner = ?", (job_id, owner))
         if row is None:
-            raise NotFoundError(f"no job {job_id!r} of yours; list_jobs shows your jobs")
+            raise NotFoundError(
+                f"no job {job_id!r} of yours; list_jobs shows your jobs (finished jobs are kept for your last "
+                f"{self._limits.job_history_per_agent} and at most {self._limits.job_history_days:g} days)"
+            )
         return _info(row)
 
     async def list(self, owner: str) -> list[JobInfo]:
@@ -206,6 +217,16 @@ class JobManager:
             await asyncio.wait({task}, timeout=self._limits.kill_grace_s + 10)
         return await self.get(owner, job_id)
 
+    async def delete(self, owner: str, job_id: str) -> JobInfo:
+        """Forget a finished job, record and log, freeing its share of the owner's disk quota."""
+        async with self._lock:
+            job = await self.get(owner, job_id)
+            if not job.finished:
+                raise ToolInputError(f"job {job_id!r} is {job.state.value}; cancel_job it first, then delete it")
+            await self._db.execute_many([("DELETE FROM jobs WHERE id = ?", (job_id,))])
+        Path(job.log_path).unlink(missing_ok=True)
+        return job
+
     async def logs(self, owner: str, job_id: str, offset: int | None, limit: int) -> LogChunk:
         """From `offset` up to `limit` bytes, or (offset None) the last TAIL_BYTES; pass next_offset to follow."""
         job = await self.get(owner, job_id)
@@ -237,7 +258,7 @@ class JobManager:
                 ]
                 if not ready:
                     break
-                owner = min(ready, key=lambda name: self._last_start.get(name, 0.0))
+                owner = min(ready, key=lambda name: (running[name], self._last_start.get(name, 0.0)))
                 job = queues[owner].pop(0)
                 running[owner] += 1
                 await self._start(job)
@@ -245,7 +266,7 @@ class JobManager:
     async def _start(self, job: JobInfo) -> None:
         async with self._db.transaction() as conn:
             await conn.execute("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?", (time.time(), job.id))
-        self._last_start[job.owner] = time.monotonic()
+        self._last_start[job.owner] = time.time()
         self._done.setdefault(job.id, asyncio.Event())
         run = self._make_run(job.owner, job.command, job.timeout_s)
         task = asyncio.create_task(self._run(job, run), name=f"sandbox-job-{job.id}")
@@ -274,6 +295,27 @@ class JobManager:
         logger.info("job %s of %s %s (exit %s, %s)", job.id, job.owner, state.value, outcome.exit_code, error or "ok")
         await self._schedule()
         self._signal_done(job.id)  # after scheduling, so a waiter sees the freed slot already reassigned
+
+    async def forget_old_jobs(self, owner: str) -> None:
+        """Delete `owner`'s finished jobs, record and log, beyond the newest job_history_per_agent and older
+        than job_history_days."""
+        cutoff = time.time() - self._limits.job_history_days * 86400
+        rows = await self._db.fetch_all(
+            "SELECT id, log_path, finished_at FROM jobs WHERE owner = ? AND state NOT IN ('queued', 'running')"
+            " ORDER BY seq DESC",
+            (owner,),
+        )
+        old = [
+            row
+            for position, row in enumerate(rows)
+            if position >= self._limits.job_history_per_agent or (row["finished_at"] or 0.0) < cutoff
+        ]
+        if not old:
+            return
+        await self._db.execute_many(("DELETE FROM jobs WHERE id = ?", (row["id"],)) for row in old)
+        for row in old:
+            Path(row["log_path"]).unlink(missing_ok=True)
+        logger.info("forgot %d old finished job(s) of %s", len(old), owner)
 
     async def _finish(
         self, job_id: str, state: JobState, exit_code: int | None, limit: str | None, error: str | None

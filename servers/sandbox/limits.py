@@ -1,8 +1,8 @@
 """Resource limits of sandboxed commands and jobs, and the message an agent sees when one is hit.
 
-Settings wiring comes later; until then every limit has a default that suits a shared 2-core
-development machine as well as a GPU box, and a deployment overrides fields with
-`dataclasses.replace`.
+Every limit has a default that suits a shared 2-core development machine as well as a GPU box;
+a deployment overrides fields with the setting AAR_SANDBOX_LIMITS (a JSON object of field names).
+An agent's disk quota (`workspace_mib`) covers its workspace and its job logs together.
 """
 
 from __future__ import annotations
@@ -40,8 +40,17 @@ class SandboxLimits:
     workspace_mib: int = 10240
     workspace_max_files: int = 200_000
     tmp_mib: int = 1024
-    output_bytes: int = 1 * MIB
+    output_bytes: int = 64 * 1024
+    """Per stream of one exec: the first and last halves are kept, the middle is cut with a note."""
+    exec_progress_s: float = 2.0
+    """How often a running exec reports MCP progress, so that clients with short timeouts keep waiting."""
     job_log_bytes: int = 64 * MIB
+    job_history_per_agent: int = 50
+    """Finished jobs kept per agent (record and log); the oldest go when a new job is started."""
+    job_history_days: float = 7.0
+    """Finished jobs older than this are deleted with their logs."""
+    list_max_entries: int = 1000
+    """Most entries one list_files call returns; page on with next_offset."""
     read_max_bytes: int = 1 * MIB
     write_max_bytes: int = 64 * MIB
     snapshot_max_bytes: int = 256 * MIB
@@ -66,6 +75,14 @@ class SandboxLimits:
             case Limit.FILE_SIZE:
                 return f"killed: file size limit {self.file_size_mib} MiB per file exceeded"
             case Limit.WORKSPACE_SIZE:
-                return f"killed: workspace size limit {self.workspace_mib} MiB exceeded; delete files to free space"
+                return f"killed: disk quota {self.workspace_mib} MiB exceeded; {self.quota_advice()}"
             case Limit.WORKSPACE_FILES:
                 return f"killed: workspace limit of {self.workspace_max_files} files exceeded; delete files"
+
+    def quota_advice(self) -> str:
+        """What frees disk quota, which counts the workspace and the logs of jobs still kept."""
+        return (
+            "the quota counts your workspace and your job logs; delete files or finished jobs (delete_job), or wait "
+            f"for old jobs to go (kept for your last {self.job_history_per_agent} finished jobs, at most "
+            f"{self.job_history_days:g} days)"
+        )

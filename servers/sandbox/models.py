@@ -27,12 +27,13 @@ class ListedFile(BaseModel):
 
 class FileList(BaseModel):
     entries: list[ListedFile]
-    truncated: bool = Field(description="True if the listing was cut; list a subfolder.")
+    truncated: bool = Field(description="True if more entries follow: pass next_offset as offset.")
+    next_offset: int | None = Field(description="The offset of the next page; null when the listing is complete.")
 
 
 class CommandResult(BaseModel):
     exit_code: int | None = Field(description="Null if the command was killed.")
-    stdout: str
+    stdout: str = Field(description="Past the size limit, the start and the end with a note on what was cut.")
     stderr: str
     duration_s: float
     stdout_truncated: bool

@@ -43,26 +43,44 @@ class OutputSink(Protocol):
     def write(self, data: bytes) -> None: ...
 
 
-class CappedBuffer:
-    """Keeps the first `cap` bytes of a stream in memory; the rest is discarded and flagged."""
+class HeadTailBuffer:
+    """Keeps the first and the last `cap // 2` bytes of a stream in memory; the middle is counted and cut.
+
+    The end of an output (the error, the final metric) matters as much as its start.
+    """
 
     def __init__(self, cap: int) -> None:
-        self._cap = cap
-        self._parts: list[bytes] = []
-        self._size = 0
+        self._half = max(cap // 2, 1)
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.total = 0
         self.truncated = False
 
     def write(self, data: bytes) -> None:
-        room = self._cap - self._size
-        if len(data) > room:
-            self.truncated = True
-            data = data[: max(room, 0)]
+        self.total += len(data)
+        room = self._half - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
         if data:
-            self._parts.append(data)
-            self._size += len(data)
+            self._tail += data
+            if len(self._tail) > self._half:
+                del self._tail[: len(self._tail) - self._half]
+                self.truncated = True
 
-    def text(self) -> str:
-        return b"".join(self._parts).decode("utf-8", errors="replace")
+    def text(self, name: str) -> str:
+        """The output as text; where the middle was cut, a note says how much and how to get all of it."""
+        head = self._head.decode("utf-8", errors="replace")
+        tail = self._tail.decode("utf-8", errors="replace")
+        if not self.truncated:
+            return head + tail
+        cut = self.total - len(self._head) - len(self._tail)
+        return (
+            f"{head}\n[sandbox: {cut} of the {self.total} bytes of {name} cut from the middle (exec keeps the first "
+            f"and last {self._half} bytes); for all of it, run the command with start_job and read the log with "
+            "job_logs, offset and limit]\n"
+            f"{tail}"
+        )
 
 
 class LogFile:
@@ -125,9 +143,12 @@ class Run:
         self._timeout_s = timeout_s
         self._cpu_s = cpu_s
         self._cancel = asyncio.Event()
+        self._grace_s = limits.kill_grace_s
 
-    def cancel(self) -> None:
-        """Ask the run to stop: SIGTERM inside, then SIGKILL after the grace period."""
+    def cancel(self, *, immediately: bool = False) -> None:
+        """Ask the run to stop: SIGTERM inside, then SIGKILL after the grace period (at once if `immediately`)."""
+        if immediately:
+            self._grace_s = 0.0
         self._cancel.set()
 
     async def execute(self, stdout: OutputSink, stderr: OutputSink | None) -> Outcome:
@@ -195,7 +216,7 @@ class Run:
                 if exited.done():
                     break
                 if cancelled.done():
-                    await _terminate(process, launch, exited, self._limits.kill_grace_s)
+                    await _terminate(process, launch, exited, self._grace_s)
                     return None, True
                 limit = None
                 if time.monotonic() >= deadline:

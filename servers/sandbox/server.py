@@ -21,6 +21,7 @@ from pydantic import Field
 from servers.kit.errors import ToolInputError
 from servers.kit.hosting import new_server
 from servers.kit.identity import calling_agent
+from servers.kit.progress import with_progress
 from servers.kit.settings import Settings
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.limits import SandboxLimits
@@ -42,7 +43,7 @@ from servers.storage.server import open_repository
 
 INSTRUCTIONS = """\
 Your own isolated workspace (/workspace inside commands): write files, run commands with `exec`
-(seconds to minutes) or `start_job` (long experiments; they keep running when you disconnect;
+(seconds to a minute or two) or `start_job` (long experiments; they keep running when you disconnect;
 poll `job_status`/`job_logs`). There is no network. Python with torch and transformers is there,
 and the method API (`import servers.w2s.api`). `load_snapshot` checks out anyone's stored
 snapshot; `save_snapshot` stores your files as a snapshot to cite and submit."""
@@ -138,12 +139,14 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         ctx: Context,
         path: Annotated[str, Field(max_length=1024, description="Folder in your workspace.")] = ".",
         recursive: bool = False,
+        offset: Annotated[int, Field(ge=0, description="Entries to skip: next_offset of the previous page.")] = 0,
+        limit: Annotated[int, Field(ge=1, le=10_000, description="Most entries (capped by the server).")] = 200,
     ) -> FileList:
-        """List a folder of your workspace."""
+        """List a folder of your workspace, a page at a time (sorted, depth first); next_offset continues."""
         agent, sandbox = agent_and_sandbox(ctx)
-        listing = await sandbox.list_files(agent, path, recursive)
+        listing = await sandbox.list_files(agent, path, recursive, offset, limit)
         entries = [ListedFile(path=e.path, kind=e.kind, size=e.size) for e in listing.entries]
-        return FileList(entries=entries, truncated=listing.truncated)
+        return FileList(entries=entries, truncated=listing.next_offset is not None, next_offset=listing.next_offset)
 
     @server.tool(name="exec", annotations=RUN)
     async def exec_command(
@@ -151,9 +154,20 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         ctx: Context,
         timeout_s: Annotated[float | None, Field(gt=0, description="Wall-clock limit; default from settings.")] = None,
     ) -> CommandResult:
-        """Run a bash command in your workspace and wait for it: exit code, output, duration, any limit hit."""
+        """Run a bash command in your workspace and wait for it: exit code, output, duration, any limit hit.
+
+        For short commands (default limit 120 s; progress is reported while it runs). Use start_job for
+        training and anything longer. Long output keeps its start and end; start_job's log holds all of it."""
         agent, sandbox = agent_and_sandbox(ctx)
-        result = await sandbox.exec(agent, command, timeout_s)
+        limits = sandbox.limits
+        total = min(timeout_s, limits.exec_timeout_max_s) if timeout_s else limits.exec_timeout_s
+        result = await with_progress(
+            ctx,
+            sandbox.exec(agent, command, timeout_s),
+            every_s=limits.exec_progress_s,
+            total_s=total,
+            say=lambda elapsed: f"running for {elapsed:.0f} s of at most {total:g} s; use start_job for long work",
+        )
         return CommandResult(**dataclasses.asdict(result))
 
     @server.tool(annotations=RUN)
@@ -202,6 +216,12 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Stop a job and every process it started."""
         agent, sandbox = agent_and_sandbox(ctx)
         return _job(await sandbox.cancel_job(agent, job_id))
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False))
+    async def delete_job(job_id: JobId, ctx: Context) -> Job:
+        """Delete a finished job and its log, which count toward your disk quota (old ones go by themselves)."""
+        agent, sandbox = agent_and_sandbox(ctx)
+        return _job(await sandbox.delete_job(agent, job_id))
 
     @server.tool(annotations=WRITE)
     async def load_snapshot(snapshot: SnapshotId, ctx: Context) -> LoadedSnapshot:

@@ -18,25 +18,26 @@ from pathlib import Path
 
 from servers.sandbox.cgroups import CgroupRoot
 from servers.sandbox.config import SandboxConfig
-from servers.sandbox.errors import CapacityError, ToolInputError
+from servers.sandbox.errors import CapacityError, QuotaError, ToolInputError
 from servers.sandbox.gpu import GpuPool
 from servers.sandbox.isolation import Isolation
 from servers.sandbox.jobs import JobInfo, JobManager, LogChunk
-from servers.sandbox.limits import Limit
+from servers.sandbox.limits import MIB, Limit
 from servers.sandbox.paths import validate_agent
-from servers.sandbox.runner import CappedBuffer, Run
-from servers.sandbox.workspace import FileChunk, FileEntry, Workspace
+from servers.sandbox.runner import HeadTailBuffer, Run
+from servers.sandbox.workspace import FileChunk, FileEntry, Listing, Workspace
 
 logger = logging.getLogger(__name__)
 
 MAX_COMMAND_CHARS = 100_000
 MAX_JOB_NAME_CHARS = 100
 LOG_READ_MAX = 1024 * 1024
+EXEC_TIMEOUT_ADVICE = "; for longer work use start_job (it runs in the background: poll job_status, read job_logs)"
 
 
 @dataclass(frozen=True)
 class ExecResult:
-    """The end of one exec: output (each stream capped), timing, and the limit that ended it if any."""
+    """The end of one exec: output (each stream's middle cut past its cap), timing, and the limit that ended it."""
 
     exit_code: int | None
     stdout: str
@@ -46,12 +47,6 @@ class ExecResult:
     stderr_truncated: bool
     limit_hit: Limit | None
     error: str | None
-
-
-@dataclass(frozen=True)
-class FileListing:
-    entries: list[FileEntry]
-    truncated: bool
 
 
 class Sandbox:
@@ -121,9 +116,11 @@ class Sandbox:
         """Part of a workspace file: up to `limit` bytes (at most read_max_bytes) from `offset`."""
         return await asyncio.to_thread(self._workspace(agent).read, path, offset, limit)
 
-    async def list_files(self, agent: str, path: str = ".", recursive: bool = False) -> FileListing:
-        entries, truncated = await asyncio.to_thread(self._workspace(agent).list, path, recursive)
-        return FileListing(entries, truncated)
+    async def list_files(
+        self, agent: str, path: str = ".", recursive: bool = False, offset: int = 0, limit: int | None = None
+    ) -> Listing:
+        """A page of at most `limit` (capped by list_max_entries) entries from `offset`; next_offset continues."""
+        return await asyncio.to_thread(self._workspace(agent).list, path, recursive, offset, limit)
 
     async def export_files(self, agent: str, paths: Sequence[str]) -> dict[str, bytes]:
         """{path: content} of the named files and of all files under the named directories (for save_snapshot)."""
@@ -150,7 +147,7 @@ class Sandbox:
                 "wait for one, or use start_job"
             )
         timeout_s = _timeout(timeout, self.limits.exec_timeout_s, self.limits.exec_timeout_max_s)
-        stdout, stderr = CappedBuffer(self.limits.output_bytes), CappedBuffer(self.limits.output_bytes)
+        stdout, stderr = HeadTailBuffer(self.limits.output_bytes), HeadTailBuffer(self.limits.output_bytes)
         self._execs[agent] += 1
         try:
             run = Run(
@@ -165,23 +162,36 @@ class Sandbox:
             outcome = await run.execute(stdout, stderr)
         finally:
             self._execs[agent] -= 1
+        error = outcome.error
+        if outcome.limit is Limit.TIMEOUT:
+            error = f"{error}{EXEC_TIMEOUT_ADVICE}"
         return ExecResult(
             exit_code=outcome.exit_code,
-            stdout=stdout.text(),
-            stderr=stderr.text(),
+            stdout=stdout.text("stdout"),
+            stderr=stderr.text("stderr"),
             duration_s=round(outcome.duration_s, 4),
             stdout_truncated=stdout.truncated,
             stderr_truncated=stderr.truncated,
             limit_hit=outcome.limit,
-            error=outcome.error,
+            error=error,
         )
 
     # Jobs
 
     async def start_job(self, agent: str, name: str, command: str, timeout: float | None = None) -> str:
-        """Queue `command` as a background job (stdout and stderr go to its log); returns the job id."""
-        self._workspace(agent)
+        """Queue `command` as a background job (stdout and stderr go to its log); returns the job id.
+
+        Refused while the agent's disk quota is used up: the log would have nowhere to go.
+        """
+        workspace = self._workspace(agent)
         _check_command(command)
+        await self._job_manager.forget_old_jobs(agent)
+        used = await asyncio.to_thread(workspace.usage)
+        if used.bytes >= self.limits.workspace_mib * MIB:
+            raise QuotaError(
+                f"your disk quota of {self.limits.workspace_mib} MiB is used up ({used.bytes // MIB} MiB), so a new "
+                f"job could not write its log; {self.limits.quota_advice()}"
+            )
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_JOB_NAME_CHARS or not name.isprintable():
             raise ToolInputError(f"invalid job name {name!r}: use 1-{MAX_JOB_NAME_CHARS} printable characters")
         timeout_s = _timeout(timeout, self.limits.job_timeout_s, self.limits.job_timeout_s)
@@ -202,6 +212,10 @@ class Sandbox:
         """Cancel a queued job or stop a running one with its whole process tree."""
         return await self._job_manager.cancel(validate_agent(agent), job_id)
 
+    async def delete_job(self, agent: str, job_id: str) -> JobInfo:
+        """Delete a finished job and its log (they count toward the agent's disk quota)."""
+        return await self._job_manager.delete(validate_agent(agent), job_id)
+
     async def wait_job(self, agent: str, job_id: str, timeout: float | None = None) -> JobInfo:
         """The job once finished, or as it is after `timeout` seconds."""
         return await self._job_manager.wait(validate_agent(agent), job_id, timeout)
@@ -214,7 +228,10 @@ class Sandbox:
         return self._jobs
 
     def _workspace(self, agent: str) -> Workspace:
-        workspace = Workspace(self.config.root / "workspaces" / validate_agent(agent), self.limits)
+        name = validate_agent(agent)
+        workspace = Workspace(
+            self.config.root / "workspaces" / name, self.limits, logs=self.config.root / "logs" / name
+        )
         workspace.ensure()
         return workspace
 

@@ -22,7 +22,6 @@ from servers.sandbox.errors import PathError, QuotaError
 from servers.sandbox.limits import MIB, SandboxLimits
 from servers.sandbox.paths import explain, open_dir, open_root, split_path
 
-MAX_LISTED = 10_000
 MAX_DEPTH = 64
 QUICK_MAX_ENTRIES = 5000
 QUICK_MAX_DEPTH = 32
@@ -61,11 +60,21 @@ class Usage:
     files: int
 
 
-class Workspace:
-    """The directory `root`, seen as /workspace inside the sandbox."""
+@dataclass(frozen=True)
+class Listing:
+    """One page of a listing; `next_offset` continues it, None once it is complete."""
 
-    def __init__(self, root: Path, limits: SandboxLimits) -> None:
+    entries: list[FileEntry]
+    next_offset: int | None
+
+
+class Workspace:
+    """The directory `root`, seen as /workspace inside the sandbox; `logs` holds its owner's job logs,
+    which count toward the same disk quota."""
+
+    def __init__(self, root: Path, limits: SandboxLimits, logs: Path | None = None) -> None:
         self.root = root
+        self.logs = logs
         self._limits = limits
 
     def ensure(self) -> None:
@@ -104,23 +113,27 @@ class Workspace:
                 os.close(fd)
         return FileChunk(path="/".join(parts), offset=offset, data=data, size=size, eof=offset + len(data) >= size)
 
-    def list(self, path: str = ".", recursive: bool = False) -> tuple[list[FileEntry], bool]:
-        """Entries under directory `path` (sorted) and whether the listing was cut at MAX_LISTED."""
+    def list(self, path: str = ".", recursive: bool = False, offset: int = 0, limit: int | None = None) -> Listing:
+        """Entries `offset` to `offset + limit` under directory `path`, in a stable order (sorted, depth first);
+        `limit` is capped by list_max_entries."""
         parts = split_path(path, allow_root=True)
+        if offset < 0:
+            raise PathError(f"offset must be >= 0, not {offset}")
+        cap = self._limits.list_max_entries
+        limit = cap if limit is None else max(1, min(limit, cap))
         entries: list[FileEntry] = []
         with open_root(str(self.root)) as root_fd:
-            for entry in _walk(root_fd, parts, recursive):
-                if len(entries) == MAX_LISTED:
-                    return entries, True
+            for position, entry in enumerate(_walk(root_fd, parts, recursive)):
+                if position < offset:
+                    continue
+                if len(entries) == limit:
+                    return Listing(entries, position)
                 entries.append(entry)
-        return entries, False
+        return Listing(entries, None)
 
     def usage(self) -> Usage:
-        """Allocated bytes and entry count (no links followed): walked here when the tree is small and
-        shallow, else by GNU du, which handles any depth and width without recursion or descriptor limits."""
-        if not self.root.exists():
-            return Usage(0, 0)
-        return _quick_usage(self.root) or Usage(*_du(self.root, "--block-size=1", "--inodes"))
+        """Allocated bytes and entry count of the workspace and its job logs (no links followed)."""
+        return _add(_tree_usage(self.root), _tree_usage(self.logs))
 
     def export(self, paths: Sequence[str]) -> dict[str, bytes]:
         """The contents of the named files, and of every regular file under the named directories."""
@@ -154,8 +167,8 @@ class Workspace:
         used = self.usage()
         if used.bytes + incoming > self._limits.workspace_mib * MIB:
             raise QuotaError(
-                f"the workspace would exceed its {self._limits.workspace_mib} MiB limit "
-                f"({used.bytes // MIB} MiB used); delete files first"
+                f"this would exceed your disk quota of {self._limits.workspace_mib} MiB "
+                f"({used.bytes // MIB} MiB used); {self._limits.quota_advice()}"
             )
         if used.files >= self._limits.workspace_max_files:
             raise QuotaError(
@@ -244,6 +257,18 @@ def _walk(root_fd: int, parts: tuple[str, ...], recursive: bool) -> Iterator[Fil
                 if recursive and stat.S_ISDIR(st.st_mode) and len(current) < MAX_DEPTH:
                     subdirs.append((*current, name))
         pending.extend(reversed(subdirs))
+
+
+def _tree_usage(root: Path | None) -> Usage:
+    """Walked here when the tree is small and shallow, else by GNU du, which handles any depth and
+    width without recursion or descriptor limits."""
+    if root is None or not root.exists():
+        return Usage(0, 0)
+    return _quick_usage(root) or Usage(*_du(root, "--block-size=1", "--inodes"))
+
+
+def _add(one: Usage, other: Usage) -> Usage:
+    return Usage(one.bytes + other.bytes, one.files + other.files)
 
 
 def _quick_usage(root: Path) -> Usage | None:

@@ -39,15 +39,27 @@ class SnapshotList(BaseModel):
 
 
 class FileContent(BaseModel):
+    """One page of a file: `content` is characters [offset, offset + len(content)) of `total_chars`."""
+
     snapshot: str
     path: str
-    size: int
+    size: int = Field(description="Bytes of the whole file.")
     content: str
+    offset: int = Field(description="Character offset of `content` in the file.")
+    total_chars: int = Field(description="Characters in the whole file.")
+    next_offset: int | None = Field(description="Pass as `offset` to read on; null when this page reaches the end.")
+    more: str | None = Field(default=None, description="How to read the rest, when the file goes on.")
 
 
 class Diff(BaseModel):
+    """One page of the unified diff: characters [offset, offset + len(diff)) of `total_chars`."""
+
     from_snapshot: str
     to_snapshot: str
     files_changed: list[str]
     diff: str = Field(description="Unified diff.")
-    truncated: bool = Field(description="True if the diff was cut at the size limit: narrow it with `path`.")
+    offset: int = Field(default=0, description="Character offset of this page in the whole diff.")
+    total_chars: int = Field(default=0, description="Characters in the whole diff.")
+    next_offset: int | None = Field(default=None, description="Pass as `offset` for the next page; null at the end.")
+    truncated: bool = Field(description="True if more follows: page on with next_offset, or narrow with `path`.")
+    more: str | None = Field(default=None, description="How to read the rest, when the diff goes on.")

@@ -10,9 +10,8 @@ never loses a snapshot.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import tarfile
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,10 +23,14 @@ from servers.storage.models import Diff, FileContent, FileEntry, Snapshot, Snaps
 from servers.storage.paths import validate_path
 
 EMPTY_OID = "0" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BASED_ON_TRAILER = "Based-on: "
-_FIELD = "%x1f"
-_RECORD = "%x1e"
-_LOG_FORMAT = _FIELD.join(["%H", "%an", "%ct", "%P", "%B"]) + _RECORD
+_LOG_FIELDS = 5
+_LOG_FORMAT = "%x00".join(["%H", "%an", "%ct", "%P", "%B"])
+"""With `log -z` every field and every commit ends at a NUL, a byte git refuses in a commit message."""
+_COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+_PARENTS = re.compile(r"^([0-9a-f]{40}( [0-9a-f]{40})*)?$")
+_MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class GitError(RuntimeError):
@@ -40,6 +43,37 @@ class Limits:
     max_snapshot_bytes: int
     max_files: int
     max_diff_chars: int
+    max_read_chars: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """Characters [offset, offset + len(text)) of a text of `total` characters."""
+
+    text: str
+    offset: int
+    total: int
+
+    @property
+    def next_offset(self) -> int | None:
+        """Where the next page starts, or None when this page reaches the end."""
+        end = self.offset + len(self.text)
+        return end if end < self.total else None
+
+
+def page_of(text: str, offset: int, limit: int) -> Page:
+    return Page(text=text[offset : offset + limit], offset=min(offset, len(text)), total=len(text))
+
+
+def check_message(message: str) -> str:
+    """A snapshot message is plain text: control characters (but newline and tab) are refused."""
+    found = _MESSAGE_CONTROL.search(message)
+    if found:
+        raise ToolInputError(
+            f"the message holds the control character U+{ord(found.group()):04X} at position {found.start()}:"
+            " write plain text (newlines and tabs are fine)"
+        )
+    return message
 
 
 class SnapshotRepository:
@@ -56,6 +90,14 @@ class SnapshotRepository:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
             "LC_ALL": "C",
+            # No attributes of any kind: a snapshot's own .gitattributes must not change what is read,
+            # diffed or checked out (git >= 2.42 reads HEAD's in a bare repository unless told otherwise).
+            "GIT_ATTR_NOSYSTEM": "1",
+            "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "attr.tree",
+            "GIT_CONFIG_VALUE_0": EMPTY_TREE,
+            "GIT_CONFIG_KEY_1": "core.attributesFile",
+            "GIT_CONFIG_VALUE_1": os.devnull,
         }
 
     async def init(self) -> None:
@@ -128,6 +170,7 @@ class SnapshotRepository:
     ) -> Snapshot:
         """Commit a snapshot to `agent`'s branch; nothing is written unless every check passes."""
         encoded = self._check_payload(files, delete)
+        check_message(message)
         base = await self.resolve(based_on) if based_on is not None else None
         if not encoded and base is None:
             raise ToolInputError("nothing to save: give at least one file, or a snapshot to build on")
@@ -185,12 +228,18 @@ class SnapshotRepository:
             ) from None
 
     def _parse_log(self, raw: bytes) -> list[SnapshotInfo]:
+        """Rows of `git log -z --format=_LOG_FORMAT`: five NUL-ended fields per commit."""
+        fields = raw.decode(errors="replace").split("\0")
+        if fields and fields[-1] == "":
+            fields.pop()
+        if len(fields) % _LOG_FIELDS:
+            raise GitError(f"git log gave {len(fields)} fields, not a multiple of {_LOG_FIELDS}")
         infos = []
-        for record in raw.decode(errors="replace").split("\x1e"):
-            record = record.strip("\n")
-            if not record:
-                continue
-            commit, author, timestamp, parents, body = record.split("\x1f", 4)
+        for start in range(0, len(fields), _LOG_FIELDS):
+            commit, author, timestamp, parents, body = fields[start : start + _LOG_FIELDS]
+            commit = commit.lstrip("\n")  # -z ends a commit's body with a NUL, the next starts after a newline
+            if not (_COMMIT_ID.match(commit) and timestamp.isdigit() and _PARENTS.match(parents)):
+                raise GitError(f"unexpected git log record for {commit[:40]!r}")
             message, based_on = body.strip(), None
             lines = message.splitlines()
             if lines and lines[-1].startswith(BASED_ON_TRAILER):
@@ -211,7 +260,7 @@ class SnapshotRepository:
 
     async def snapshot(self, snapshot: str) -> Snapshot:
         commit = await self.resolve(snapshot)
-        info = self._parse_log(await self._git("log", "-1", f"--format={_LOG_FORMAT}", commit))[0]
+        info = self._parse_log(await self._git("log", "-z", "-1", f"--format={_LOG_FORMAT}", commit))[0]
         listing = await self._git("ls-tree", "-r", "-l", "-z", commit)
         files = []
         for entry in listing.decode().split("\0"):
@@ -220,25 +269,28 @@ class SnapshotRepository:
                 files.append(FileEntry(path=path, size=int(meta.split()[3])))
         return Snapshot(**info.model_dump(), files=files, total_bytes=sum(f.size for f in files))
 
-    async def list_snapshots(self, *, author: str | None, limit: int) -> list[SnapshotInfo]:
-        """Snapshots newest first, of one author or of everyone."""
+    async def list_snapshots(self, *, author: str | None, limit: int, offset: int = 0) -> list[SnapshotInfo]:
+        """Snapshots newest first, of one author or of everyone, skipping the newest `offset`."""
         if author is not None:
             if await self.head(author) is None:
                 return []
             revisions = [f"refs/heads/{author}", f"--author=^{author} <"]
         else:
             revisions = ["--branches"]
-        raw = await self._git("log", "--date-order", f"-n{limit}", f"--format={_LOG_FORMAT}", *revisions, "--")
+        return await self._log(revisions, limit=limit, offset=offset)
+
+    async def log(self, snapshot: str, *, limit: int, offset: int = 0) -> list[SnapshotInfo]:
+        """The ancestry of a snapshot, itself first, skipping the first `offset`."""
+        return await self._log([await self.resolve(snapshot)], limit=limit, offset=offset)
+
+    async def _log(self, revisions: list[str], *, limit: int, offset: int) -> list[SnapshotInfo]:
+        raw = await self._git(
+            "log", "-z", "--date-order", f"--skip={offset}", f"-n{limit}", f"--format={_LOG_FORMAT}", *revisions, "--"
+        )
         return self._parse_log(raw)
 
-    async def log(self, snapshot: str, *, limit: int) -> list[SnapshotInfo]:
-        """The ancestry of a snapshot, itself first."""
-        commit = await self.resolve(snapshot)
-        return self._parse_log(
-            await self._git("log", "--date-order", f"-n{limit}", f"--format={_LOG_FORMAT}", commit, "--")
-        )
-
-    async def read_file(self, snapshot: str, path: str) -> FileContent:
+    async def read_file(self, snapshot: str, path: str, *, offset: int = 0, limit: int | None = None) -> FileContent:
+        """Characters [offset, offset + limit) of one file; `limit` is capped at max_read_chars."""
         validate_path(path)
         commit = await self.resolve(snapshot)
         try:
@@ -249,32 +301,74 @@ class SnapshotRepository:
             content = data.decode()
         except UnicodeDecodeError:
             raise ToolInputError(f"{path!r} is not UTF-8 text") from None
-        return FileContent(snapshot=commit, path=path, size=len(data), content=content)
+        page = page_of(content, offset, min(limit or self._limits.max_read_chars, self._limits.max_read_chars))
+        return FileContent(
+            snapshot=commit,
+            path=path,
+            size=len(data),
+            content=page.text,
+            offset=page.offset,
+            total_chars=page.total,
+            next_offset=page.next_offset,
+            more=_more("read_file", page, self._limits.max_read_chars),
+        )
 
     async def read_all(self, snapshot: str) -> dict[str, bytes]:
-        """Every file of a snapshot (one `git archive`, for checking a snapshot out)."""
+        """Every file of a snapshot, the exact stored blobs (for checking a snapshot out and scoring it).
+
+        Blobs come from `ls-tree` and `cat-file --batch`, which apply no attributes: unlike
+        `git archive`, a snapshot's .gitattributes (export-subst, export-ignore) changes nothing.
+        """
         commit = await self.resolve(snapshot)
-        archive = tarfile.open(fileobj=io.BytesIO(await self._git("archive", "--format=tar", commit)))
-        files = {}
-        for member in archive.getmembers():
-            if member.isfile():
-                extracted = archive.extractfile(member)
-                assert extracted is not None
-                files[member.name] = extracted.read()
+        blobs: list[tuple[str, str]] = []
+        for entry in (await self._git("ls-tree", "-r", "-z", "--full-tree", commit)).decode().split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)
+                _mode, kind, oid = meta.split()
+                if kind == "blob":
+                    blobs.append((path, oid))
+        if not blobs:
+            return {}
+        raw = await self._git("cat-file", "--batch", stdin="".join(f"{oid}\n" for _, oid in blobs).encode())
+        files, position = {}, 0
+        for path, oid in blobs:
+            header_end = raw.index(b"\n", position)
+            found_oid, kind, size = raw[position:header_end].decode().split()
+            if found_oid != oid or kind != "blob":
+                raise GitError(f"cat-file answered {found_oid} {kind} for {oid}")
+            start = header_end + 1
+            files[path] = raw[start : start + int(size)]
+            position = start + int(size) + 1
         return files
 
-    async def diff(self, older: str, newer: str, path: str | None) -> Diff:
+    async def diff(
+        self, older: str, newer: str, path: str | None, *, offset: int = 0, limit: int | None = None
+    ) -> Diff:
+        """Characters [offset, offset + limit) of the unified diff; `limit` is capped at max_diff_chars."""
         old_commit, new_commit = await self.resolve(older), await self.resolve(newer)
         scope = ["--", validate_path(path)] if path is not None else ["--"]
         names = await self._git("diff", "--name-only", "-z", old_commit, new_commit, *scope)
-        text = (await self._git("diff", "--no-color", "--no-ext-diff", old_commit, new_commit, *scope)).decode(
-            errors="replace"
-        )
-        limit = self._limits.max_diff_chars
+        plain = ["--no-color", "--no-ext-diff", "--no-textconv", "--text"]
+        text = (await self._git("diff", *plain, old_commit, new_commit, *scope)).decode(errors="replace")
+        page = page_of(text, offset, min(limit or self._limits.max_diff_chars, self._limits.max_diff_chars))
         return Diff(
             from_snapshot=old_commit,
             to_snapshot=new_commit,
             files_changed=[name for name in names.decode().split("\0") if name],
-            diff=text[:limit],
-            truncated=len(text) > limit,
+            diff=page.text,
+            offset=page.offset,
+            total_chars=page.total,
+            next_offset=page.next_offset,
+            truncated=page.next_offset is not None,
+            more=_more("diff", page, self._limits.max_diff_chars),
         )
+
+
+def _more(tool: str, page: Page, cap: int) -> str | None:
+    """How to get the rest of a text cut into pages, or None when nothing follows."""
+    if page.next_offset is None:
+        return None
+    return (
+        f"showing characters {page.offset}-{page.next_offset} of {page.total} (at most {cap} per call):"
+        f" call {tool} again with offset={page.next_offset} for the next part"
+    )

@@ -31,7 +31,10 @@ READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_h
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
 
 FilePath = Annotated[str, Field(min_length=1, max_length=255, description="Relative path, e.g. 'method.py'.")]
-Limit = Annotated[int, Field(ge=1, le=500, description="Most snapshots to return.")]
+Limit = Annotated[int, Field(ge=1, le=100, description="Most snapshots to return (1-100).")]
+Skip = Annotated[int, Field(ge=0, description="Skip this many first (for the next page, add the count you got).")]
+Offset = Annotated[int, Field(ge=0, description="Character offset to start at (next_offset of the previous page).")]
+Chars = Annotated[int | None, Field(ge=1, description="Most characters to return (capped by the server).")]
 
 
 @dataclass
@@ -51,6 +54,7 @@ async def open_repository(settings: Settings) -> SnapshotRepository:
         max_snapshot_bytes=settings.storage_max_snapshot_bytes,
         max_files=settings.storage_max_files,
         max_diff_chars=settings.storage_max_diff_chars,
+        max_read_chars=settings.storage_max_read_chars,
     )
     repository = SnapshotRepository(settings.data_dir / "storage.git", limits)
     await repository.init()
@@ -93,9 +97,11 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Only this agent's.")
         ] = None,
         limit: Limit = 50,
+        offset: Skip = 0,
     ) -> SnapshotList:
-        """List snapshots, newest first: everyone's, or one author's."""
-        return SnapshotList(snapshots=await _state(ctx).repository.list_snapshots(author=author, limit=limit))
+        """List snapshots, newest first: everyone's, or one author's; page with offset."""
+        listed = await _state(ctx).repository.list_snapshots(author=author, limit=limit, offset=offset)
+        return SnapshotList(snapshots=listed)
 
     @server.tool(annotations=READ)
     async def get_snapshot(snapshot: SnapshotId, ctx: Context) -> Snapshot:
@@ -103,9 +109,11 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         return await _state(ctx).repository.snapshot(snapshot)
 
     @server.tool(annotations=READ)
-    async def read_file(snapshot: SnapshotId, path: FilePath, ctx: Context) -> FileContent:
-        """Read one file of one snapshot."""
-        return await _state(ctx).repository.read_file(snapshot, path)
+    async def read_file(
+        snapshot: SnapshotId, path: FilePath, ctx: Context, offset: Offset = 0, limit: Chars = None
+    ) -> FileContent:
+        """Read one file of one snapshot, a page at a time: pass next_offset as offset until it is null."""
+        return await _state(ctx).repository.read_file(snapshot, path, offset=offset, limit=limit)
 
     @server.tool(annotations=READ)
     async def diff(
@@ -113,13 +121,15 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         to_snapshot: SnapshotId,
         ctx: Context,
         path: Annotated[FilePath | None, Field(description="Only this file.")] = None,
+        offset: Offset = 0,
+        limit: Chars = None,
     ) -> Diff:
-        """Unified diff between two snapshots (any authors)."""
-        return await _state(ctx).repository.diff(from_snapshot, to_snapshot, path)
+        """Unified diff between two snapshots (any authors), a page at a time: pass next_offset as offset."""
+        return await _state(ctx).repository.diff(from_snapshot, to_snapshot, path, offset=offset, limit=limit)
 
     @server.tool(annotations=READ)
-    async def log(snapshot: SnapshotId, ctx: Context, limit: Limit = 50) -> SnapshotList:
+    async def log(snapshot: SnapshotId, ctx: Context, limit: Limit = 50, offset: Skip = 0) -> SnapshotList:
         """The ancestry of a snapshot, itself first: the author's earlier snapshots and those it built on."""
-        return SnapshotList(snapshots=await _state(ctx).repository.log(snapshot, limit=limit))
+        return SnapshotList(snapshots=await _state(ctx).repository.log(snapshot, limit=limit, offset=offset))
 
     return server

@@ -53,7 +53,7 @@ def write_manifest(
         lines.append('mode = "connect"')
         lines += ["[servers.urls]", *[f"{name} = {toml_value(server.url(name))}" for name in use]]
         lines += ["[servers.tokens]", *[f"{agent} = {toml_value(server.token(agent))}" for agent in agents]]
-    lines += ["[retry]", "initial_s = 0.01", "max_s = 0.05", "max_attempts = 4"]
+    lines += ["[retry]", "initial_s = 0.01", "max_s = 0.05"]
     lines += [
         "[budget.agent]",
         *[f"{k} = {toml_value(v)}" for k, v in ({"turns": 6} if agent_budget is None else agent_budget).items()],

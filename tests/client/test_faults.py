@@ -29,7 +29,7 @@ async def test_rate_limits_overload_and_server_errors_are_retried_with_backoff_a
     result = await run(tmp_path, manifest, *faults)
     retries = events(result.run_dir, "alpha", "retry")
     assert [r["status"] for r in retries] == [429, 529, 500]
-    assert retries[0]["wait_s"] == 0.2  # the server's retry-after is honoured
+    assert 0.2 <= retries[0]["wait_s"] <= 0.25  # the server's retry-after is honoured, plus jitter
     assert [r["status"] for r in events(result.run_dir, "beta", "retry")] == [529]
     for agent in ("alpha", "beta"):
         assert stop_reason(result.run_dir, agent) == "agent budget: turns (4 of 4)"
@@ -57,14 +57,15 @@ async def test_malformed_incomplete_and_hanging_answers_are_retried(tmp_path: Pa
     assert time.monotonic() - started < 60
 
 
-async def test_an_agent_whose_model_keeps_failing_stops_with_its_reason_and_the_others_go_on(
+async def test_an_agent_whose_model_keeps_failing_waits_it_out_and_the_others_go_on(
     tmp_path: Path, server_set: HttpServer
 ) -> None:
     manifest = write_manifest(tmp_path, agents=["alpha", "beta"], server=server_set, agent_budget={"turns": 5})
-    result = await run(tmp_path, manifest, Fault(kind="server_error", requests=list(range(1, 10)), agents=["beta"]))
-    assert stop_reason(result.run_dir, "beta") == "model error: gave up after 4 attempts; last: 500 api_error"
-    assert stop_reason(result.run_dir, "alpha") == "agent budget: turns (5 of 5)"
-    assert events(result.run_dir, "beta", "tool_result") == []
+    result = await run(tmp_path, manifest, Fault(kind="server_error", requests=list(range(1, 13)), agents=["beta"]))
+    retries = events(result.run_dir, "beta", "retry")
+    assert len(retries) == 12 and retries[-1]["error"] == "500 api_error: Internal server error"
+    for agent in ("alpha", "beta"):
+        assert stop_reason(result.run_dir, agent) == "agent budget: turns (5 of 5)"
 
 
 async def test_a_tool_outside_the_allowlist_is_refused_recorded_and_never_reaches_a_server(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from client.context import compacted_head, kept_turns, summary_request
+from client.context import compacted_head, kept_turns, summary_requests
 from client.manifest import ToolCatalogue
 from client.scripted.methods import Knobs, read_knobs, render
 from client.scripted.researcher import MEMORY_MARK, respond
@@ -131,7 +131,7 @@ def test_the_researcher_carries_on_after_its_conversation_is_compacted() -> None
     messages = drive(9, honest_servers())
     full_next = respond("ada", {"messages": messages, "tools": ALL_TOOLS})
     summary, stop = respond(
-        "ada", {"messages": summary_request(messages), "tools": ALL_TOOLS, "tool_choice": {"type": "none"}}
+        "ada", {"messages": next(summary_requests(messages)), "tools": ALL_TOOLS}
     )
     assert stop == "end_turn" and MEMORY_MARK in summary[0]["text"]
     for keep in (0, 2):

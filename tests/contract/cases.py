@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp import Client
 
 from servers.storage.server import open_repository
@@ -146,10 +147,18 @@ async def prepare_sandbox(client: Client, data_dir: Path) -> dict[str, Any]:
     assert not saved.is_error, saved.content
     finished = await client.call_tool("start_job", {"name": "quick", "command": "echo done"})
     running = await client.call_tool("start_job", {"name": "sleeper", "command": "sleep 600"})
+    disposable = await client.call_tool("start_job", {"name": "disposable", "command": "true"})
+    disposable_id = disposable.structured_content["id"]  # type: ignore[index]
+    with anyio.fail_after(30):
+        while (await client.call_tool("job_status", {"job_id": disposable_id})).structured_content[  # type: ignore[index]
+            "state"
+        ] in ("queued", "running"):
+            await anyio.sleep(0.05)
     return {
         "snapshot": saved.structured_content["id"],  # type: ignore[index]
         "job": finished.structured_content["id"],  # type: ignore[index]
         "running_job": running.structured_content["id"],  # type: ignore[index]
+        "finished_job": disposable_id,
     }
 
 
@@ -193,6 +202,10 @@ SANDBOX: dict[str, ToolCase] = {
         invalid=[(lambda c: {"state": "exploded"}, "state"), (lambda c: {"limit": 0}, "limit")],
     ),
     "cancel_job": ToolCase(valid=lambda c: {"job_id": c["running_job"]}, invalid=[UNKNOWN_JOB]),
+    "delete_job": ToolCase(
+        valid=lambda c: {"job_id": c["finished_job"]},
+        invalid=[UNKNOWN_JOB, (lambda c: {"job_id": c["finished_job"]}, "no job")],  # deleted by the valid call
+    ),
     "load_snapshot": ToolCase(
         valid=lambda c: {"snapshot": c["snapshot"]},
         invalid=[(lambda c: {"snapshot": "deadbeefdead"}, "no snapshot"), (lambda c: {"snapshot": "../x"}, "snapshot")],

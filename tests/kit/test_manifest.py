@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from mcp.client.stdio import StdioServerParameters
 from servers import catalog
 from servers.kit import manifest
 from servers.kit.settings import Settings
-from tests.support import AAR, server_env
+from tests.support import AAR, W2S_CACHE, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -87,3 +89,29 @@ def test_the_tool_reference_in_docs_is_generated_from_the_manifests() -> None:
         assert path.read_text() == manifest.reference(manifest.load(name)), f"run `aar manifest docs` for {name}"
         for tool in manifest.load(name)["tools"]:
             assert f"## `{tool['name']}`" in path.read_text()
+
+
+def test_desktop_config_runs_this_aar_with_every_non_default_setting(tmp_path: Path) -> None:
+    """Not the first `aar` on PATH, and settings from the shell and .env travel into each block."""
+    impostor = tmp_path / "bin" / "aar"
+    impostor.parent.mkdir()
+    impostor.write_text("#!/bin/sh\necho 'another installation' >&2\nexit 1\n")
+    impostor.chmod(0o755)
+    (tmp_path / ".env").write_text('AAR_PGR_TASKS_DIR=my-tasks\nAAR_SANDBOX_LIMITS={"memory_mib": 2048}\n')
+    env = {**server_env(tmp_path / "data"), "PATH": f"{impostor.parent}:{os.environ['PATH']}"}
+    for launcher in ([AAR], [sys.executable, "-m", "client.cli"]):
+        printed = subprocess.run(
+            [*launcher, "desktop-config", "--format", "desktop"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for block in json.loads(printed.stdout)["mcpServers"].values():
+            assert block["command"] != str(impostor) and Path(block["command"]).is_absolute()
+            assert block["command"] == (launcher[0] if launcher == [AAR] else sys.executable)
+            assert block["env"]["AAR_PGR_TASKS_DIR"] == str(tmp_path / "my-tasks")
+            assert json.loads(block["env"]["AAR_SANDBOX_LIMITS"]) == {"memory_mib": 2048}
+            assert block["env"]["AAR_PGR_SEEDS"] == "1" and block["env"]["AAR_W2S_CACHE_DIR"] == str(W2S_CACHE)
+            assert "AAR_PORT" not in block["env"]  # defaults stay out

