@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import tempfile
 import time
@@ -29,18 +30,25 @@ METHOD = "from servers.w2s.methods.aux_confidence import aux_confidence as metho
 
 
 async def measure(cache_dir: Path, data_dir: Path, evaluations: int) -> dict[str, Any]:
-    settings = Settings(data_dir=data_dir, w2s_cache_dir=cache_dir, pgr_evaluations_per_hour=evaluations + 1)
+    settings = Settings(
+        data_dir=data_dir,
+        w2s_cache_dir=cache_dir,
+        pgr_evaluations_per_hour=evaluations + 1,
+        pgr_team_evaluations_per_hour=evaluations + 1,
+    )
     snapshot = await (await open_repository(settings)).save(
         agent="bench", files={"method.py": METHOD}, message="bench", based_on=None, delete=[]
     )
     started = time.perf_counter()
     async with Client(catalog.factory("pgr")(settings, local_agent="bench")) as client:
-        info = (await client.call_tool("task_info", {})).structured_content
+        while not (info := (await client.call_tool("task_info", {})).structured_content)["ready"]:  # type: ignore[index]
+            await asyncio.sleep(1)  # the server prepares its data in a child process
         prepared = time.perf_counter() - started
         task = info["tasks"][0]  # type: ignore[index]
-        predictions = "0" * task["sizes"]["validation"]
+        rng = random.Random(0)  # distinct, far-apart predictions: each one is scored, none answered from history
+        queries = ["".join(rng.choice("01") for _ in range(task["sizes"]["validation"])) for _ in range(evaluations)]
         started = time.perf_counter()
-        for _ in range(evaluations):
+        for predictions in queries:
             await client.call_tool("evaluate_predictions", {"task": task["name"], "predictions": predictions})
         per_evaluation = (time.perf_counter() - started) / evaluations
         started = time.perf_counter()

@@ -18,7 +18,6 @@ from client.agent import AgentStatus
 from client.budget import RunClock
 from client.record import AgentProgress
 
-
 NOTE_WIDTH = 60
 """Notes and stop reasons wrap at this width (whole, never cut)."""
 

@@ -26,7 +26,8 @@ FTS_TABLE = """CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
     title, body, tags, content='posts', content_rowid='id', tokenize='porter unicode61', prefix='2 3'
 )"""
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS posts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     thread_id INTEGER NOT NULL,
@@ -58,11 +59,14 @@ CREATE TABLE IF NOT EXISTS votes (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vote_events (agent TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS vote_events_by_agent ON vote_events(agent, at);
-""" + FTS_TABLE + """;
+"""
+    + FTS_TABLE
+    + """;
 CREATE TRIGGER IF NOT EXISTS posts_fts_insert AFTER INSERT ON posts BEGIN
     INSERT INTO posts_fts(rowid, title, body, tags) VALUES (new.id, new.title, new.body, new.tags);
 END;
 """
+)
 
 _COLUMNS = "id, thread_id, parent_id, author, kind, title, body, tags, snapshot, submission, score, created_at"
 _SEARCH_TERM = re.compile(r"[\w-]+\*?", re.UNICODE)
@@ -151,9 +155,7 @@ class ForumStore:
         self._limits = limits
 
     @classmethod
-    async def open(
-        cls, path: Path, *, settings: Settings | None = None, synchronous: str | None = None
-    ) -> ForumStore:
+    async def open(cls, path: Path, *, settings: Settings | None = None, synchronous: str | None = None) -> ForumStore:
         """The forum at `path`, with the limits an agent server enforces under `settings`.
 
         Without `settings` (the console, seeding) the process's settings apply, but no write

@@ -188,9 +188,7 @@ class HostileApi:
         head = _plain({"tools": body.get("tools"), "system": body.get("system"), "choice": body.get("tool_choice")})
         units = [head, *[block for message in body["messages"] for block in _message_blocks(message)]]
         marked = [0] + [
-            number + 1
-            for number, block in enumerate(units[1:])
-            if isinstance(block, dict) and "cache_control" in block
+            number + 1 for number, block in enumerate(units[1:]) if isinstance(block, dict) and "cache_control" in block
         ]
         digest, prefixes, sizes, total = hashlib.sha256(), [], [], 0
         for unit in units:

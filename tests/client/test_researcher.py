@@ -130,9 +130,7 @@ def test_the_researcher_skips_the_steps_whose_tools_it_is_not_offered() -> None:
 def test_the_researcher_carries_on_after_its_conversation_is_compacted() -> None:
     messages = drive(9, honest_servers())
     full_next = respond("ada", {"messages": messages, "tools": ALL_TOOLS})
-    summary, stop = respond(
-        "ada", {"messages": next(summary_requests(messages)), "tools": ALL_TOOLS}
-    )
+    summary, stop = respond("ada", {"messages": next(summary_requests(messages)), "tools": ALL_TOOLS})
     assert stop == "end_turn" and MEMORY_MARK in summary[0]["text"]
     for keep in (0, 2):
         kept = kept_turns(messages, keep)

@@ -15,7 +15,7 @@ import anyio
 from mcp import Client
 
 from servers.storage.server import open_repository
-from tests.support import make_settings
+from tests.support import make_settings, pgr_ready
 
 Args = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -222,9 +222,7 @@ SANDBOX: dict[str, ToolCase] = {
 
 
 async def prepare_pgr(client: Client, data_dir: Path) -> dict[str, Any]:
-    info = await client.call_tool("task_info", {})
-    assert not info.is_error, info.content
-    task = info.structured_content["tasks"][0]  # type: ignore[index]
+    task = (await pgr_ready(client))["tasks"][0]
     repository = await open_repository(make_settings(data_dir))
     method = "from servers.w2s.methods.plain_ce import plain_ce as method\n"
     snapshot = await repository.save(agent="alice", files={"method.py": method}, message="m", based_on=None, delete=[])

@@ -70,8 +70,10 @@ SUSPECTS = {suspects!r}
 def method(inp):
     # Look for anything that tells a control run from a real one, or any label source.
     found = [p for p in SUSPECTS if os.path.exists(p)]
-    found += [p for p in glob.glob("/**/*.pt", recursive=True) if not p.endswith("/run.pt") and "/proc/" not in p]
-    found += glob.glob("/tmp/**/*", recursive=True)
+    home = os.getcwd()
+    found += [p for p in glob.glob(home + "/**/*.pt", recursive=True) if not p.endswith("/run.pt")]
+    found += glob.glob("/tmp/**/*", recursive=True) + glob.glob("/tasks/**/*", recursive=True)
+    found += [p for p in os.listdir(os.getcwd()) if p not in ("run.pt", "method.py", "__pycache__")]
     if 0 <= inp.seed < 100:
         found.append(f"a recognisable seed {{inp.seed}}")
     if found:
