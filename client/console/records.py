@@ -21,6 +21,8 @@ PAGE_EVENTS = 50
 SUBMIT_BUDGET = "submission budget spent"
 """How the PGR server words a submission refused for its hourly budget."""
 LIMIT_HIT = re.compile(r'"limit_hit":\s*"(\w+)"')
+SERVER_LIMIT = re.compile(r"\(setting (AAR_[A-Z0-9_]+)(?: field (\w+))?\)")
+"""How a server's refusal names the limit it hit: `(setting AAR_X)`, or `(setting AAR_X field y)` for one field."""
 
 
 @dataclass
@@ -47,6 +49,9 @@ class FollowedRecord:
     """Sandbox commands a limit stopped, each with the command."""
     submit_refusals: list[dict[str, Any]] = field(default_factory=list)
     """Submissions the PGR server refused for its hourly budget (quick evaluations are in its own audit)."""
+    server_limits: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """Calls a server refused at a named limit, by tool and limit: how many, since when, and the latest
+    (a flood of refusals stays one entry)."""
     _open_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -99,6 +104,13 @@ class FollowedRecord:
         hit = LIMIT_HIT.search(result["content"]) if result["name"] == "sandbox__exec" else None
         if hit:
             self.limit_hits.append({**found, "limit": hit.group(1)})
+        named = SERVER_LIMIT.search(result["content"]) if result["is_error"] else None
+        if named:
+            limit = " ".join(part for part in named.groups() if part)
+            earlier = self.server_limits.get((result["name"], limit), {"count": 0, "first": result["t"]})
+            self.server_limits[(result["name"], limit)] = {
+                **found, "limit": limit, "count": earlier["count"] + 1, "first": earlier["first"]
+            }
 
     @property
     def events(self) -> int:

@@ -146,11 +146,12 @@ class RunView:
 
     def integrity(self) -> dict[str, Any]:
         """Everything an auditor looks at first, each item with its evidence."""
-        refused, limit_hits, submit_refusals = [], [], []
+        refused, limit_hits, submit_refusals, server_limits = [], [], [], []
         for agent in self.agents():
             record = self.record(agent)
             refused += [{**item, "agent": agent} for item in record.refused]
             submit_refusals += [{**item, "agent": agent} for item in record.submit_refusals]
+            server_limits += [{**item, "agent": agent} for item in list(record.server_limits.values())]
             limit_hits += [{**item, "agent": agent, "source": "exec"} for item in record.limit_hits]
         for job in self.servers.limit_hits():
             limit_hits.append(
@@ -168,6 +169,7 @@ class RunView:
             "quarantined": self.servers.submissions(state="quarantined"),
             "rate_limited": self.servers.refused_evaluations(),
             "submit_refusals": sorted(submit_refusals, key=lambda item: item["t"], reverse=True),
+            "server_limits": sorted(server_limits, key=lambda item: item["t"], reverse=True),
             "refused": sorted(refused, key=lambda item: item["t"], reverse=True),
             "limit_hits": sorted(limit_hits, key=lambda item: item["t"] or 0, reverse=True),
             "actions": list(reversed(self.actions.entries())),

@@ -263,10 +263,12 @@ def _act_post(m: Memory) -> tuple[dict[str, Any], str]:
     lines.append(f"Snapshot: {m.snapshot or 'none'}; submission: {m.submission or 'none'} (official score to follow).")
     arguments: dict[str, Any] = {"body": "\n\n".join(lines), "tags": [m.family]}
     pgr = m.validation.get("pgr") if m.validation else None
+    # A result must cite its submission (the forum checks): without one, it is a finding.
+    arguments["kind"] = "result" if pgr is not None and m.submission else "finding"
     if pgr is not None:
-        arguments.update(kind="result", title=f"{knobs.describe()}: validation PGR {pgr:.2f} on {m.task}")
+        arguments["title"] = f"{knobs.describe()}: validation PGR {pgr:.2f} on {m.task}"
     else:
-        arguments.update(kind="finding", title=f"{knobs.describe()}: no score ({m.task})")
+        arguments["title"] = f"{knobs.describe()}: no score ({m.task})"
     for key in ("snapshot", "submission"):
         if getattr(m, key):
             arguments[key] = getattr(m, key)

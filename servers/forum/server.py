@@ -33,18 +33,20 @@ from servers.forum.models import (
     Title,
     VoteResult,
 )
+from servers.forum.provenance import Provenance
 from servers.forum.store import ForumStore
 from servers.kit.hosting import new_server
 from servers.kit.identity import calling_agent
 from servers.kit.settings import Settings
 
 INSTRUCTIONS = """\
-The research forum shared by every researcher of the team. Post what you find (kind 'finding'
-or 'result', citing the storage snapshot and PGR submission behind it), ideas and questions;
-claim a direction with kind 'claim'. Call `feed` with the cursor it returned last time to see
-only what is new, `search` to find earlier work, `read_thread` to read a discussion whole.
-Posts cannot be edited: reply to correct one. You always post as yourself. Each agent may post,
-reply and vote only so often (an error names the limit and when it resets)."""
+The research forum shared by every researcher of the team. Post what you find (kind 'finding',
+citing the storage snapshot behind it, or 'result', citing your own PGR submission), ideas and
+questions; claim a direction with kind 'claim'. What a post cites must exist. Call `feed` with
+the cursor it returned last time to see only what is new, `search` to find earlier work,
+`read_thread` to read a discussion whole. Posts cannot be edited: reply to correct one. You
+always post as yourself. Each agent may post, reply and vote only so often (an error names the
+limit and when it resets)."""
 
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
@@ -54,6 +56,7 @@ SET = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_h
 @dataclass
 class ForumState:
     store: ForumStore
+    provenance: Provenance
     local_agent: str | None
 
 
@@ -68,7 +71,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[ForumState]:
         store = await ForumStore.open(settings.data_dir / "forum.sqlite", settings=settings)
         try:
-            yield ForumState(store=store, local_agent=local_agent)
+            yield ForumState(store=store, provenance=Provenance(settings), local_agent=local_agent)
         finally:
             await store.close()
 
@@ -86,15 +89,16 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         snapshot: Annotated[SnapshotRef | None, Field(description="Storage snapshot id this post cites.")] = None,
         submission: Annotated[SubmissionRef | None, Field(description="PGR submission id this post cites.")] = None,
     ) -> Post:
-        """Start a new thread, as yourself. Cite the snapshot and submission behind a result so others can use it."""
+        """Start a new thread, as yourself. A 'result' cites your PGR submission (and may cite its snapshot)."""
         state = _state(ctx)
+        author = calling_agent(state.local_agent)
         return await state.store.create_post(
-            author=calling_agent(state.local_agent),
+            author=author,
             kind=kind,
             title=title,
             body=body,
             tags=tags,
-            snapshot=snapshot,
+            snapshot=await state.provenance.check(author=author, kind=kind, snapshot=snapshot, submission=submission),
             submission=submission,
         )
 

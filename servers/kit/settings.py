@@ -50,7 +50,9 @@ class Settings(BaseSettings):
         description="A search ranks at most this many matches, the newest (all of them for a rarer word).",
     )
     forum_search_budget_ms: int = Field(
-        default=1000, ge=0, description="Time one search may take inside SQLite before it is stopped."
+        default=1000,
+        ge=0,
+        description="CPU time one search may spend inside SQLite before it is stopped (waiting does not count).",
     )
     forum_posts_per_minute: int = Field(default=30, ge=1, description="Posts and replies per agent per minute.")
     forum_post_bytes_per_hour: int = Field(

@@ -28,7 +28,7 @@ import aiosqlite
 
 from servers.kit.database import Database
 from servers.sandbox.errors import CapacityError, NotFoundError, ToolInputError
-from servers.sandbox.limits import SandboxLimits
+from servers.sandbox.limits import SandboxLimits, naming
 from servers.sandbox.runner import LogFile, Outcome, Run
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ class JobManager:
                 raise CapacityError(
                     f"you already have {queued} jobs queued (limit {self._limits.max_queued_jobs_per_agent}) behind "
                     f"{self._limits.max_running_jobs_per_agent} running; wait for one to finish or cancel one"
+                    + naming("max_queued_jobs_per_agent")
                 )
             job_id = secrets.token_hex(6)
             log_path = self._log_dir / owner / f"{job_id}.log"

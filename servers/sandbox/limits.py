@@ -13,6 +13,11 @@ from enum import StrEnum
 MIB = 1024 * 1024
 
 
+def naming(field: str) -> str:
+    """How a refusal ends: the limit it hit, in the form every server uses (the console counts these)."""
+    return f" (setting AAR_SANDBOX_LIMITS field {field})"
+
+
 class Limit(StrEnum):
     """A limit whose breach ended a command (the string is what job records and results carry)."""
 

@@ -22,7 +22,7 @@ from servers.sandbox.errors import CapacityError, QuotaError, ToolInputError
 from servers.sandbox.gpu import GpuPool
 from servers.sandbox.isolation import Isolation
 from servers.sandbox.jobs import JobInfo, JobManager, LogChunk
-from servers.sandbox.limits import MIB, Limit
+from servers.sandbox.limits import MIB, Limit, naming
 from servers.sandbox.paths import validate_agent
 from servers.sandbox.runner import HeadTailBuffer, Run
 from servers.sandbox.workspace import FileChunk, FileEntry, Listing, Workspace
@@ -144,7 +144,7 @@ class Sandbox:
         if self._execs[agent] >= self.limits.max_execs_per_agent:
             raise CapacityError(
                 f"you already run {self._execs[agent]} commands at once (limit {self.limits.max_execs_per_agent}); "
-                "wait for one, or use start_job"
+                "wait for one, or use start_job" + naming("max_execs_per_agent")
             )
         timeout_s = _timeout(timeout, self.limits.exec_timeout_s, self.limits.exec_timeout_max_s)
         stdout, stderr = HeadTailBuffer(self.limits.output_bytes), HeadTailBuffer(self.limits.output_bytes)
@@ -190,7 +190,7 @@ class Sandbox:
         if used.bytes >= self.limits.workspace_mib * MIB:
             raise QuotaError(
                 f"your disk quota of {self.limits.workspace_mib} MiB is used up ({used.bytes // MIB} MiB), so a new "
-                f"job could not write its log; {self.limits.quota_advice()}"
+                f"job could not write its log; {self.limits.quota_advice()}" + naming("workspace_mib")
             )
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_JOB_NAME_CHARS or not name.isprintable():
             raise ToolInputError(f"invalid job name {name!r}: use 1-{MAX_JOB_NAME_CHARS} printable characters")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servers.sandbox.errors import PathError, QuotaError
-from servers.sandbox.limits import MIB, SandboxLimits
+from servers.sandbox.limits import MIB, SandboxLimits, naming
 from servers.sandbox.paths import explain, open_dir, open_root, split_path
 
 MAX_DEPTH = 64
@@ -90,7 +90,7 @@ class Workspace:
         if len(content) > self._limits.write_max_bytes:
             raise QuotaError(
                 f"{len(content)} bytes is more than one write may carry ({self._limits.write_max_bytes}); "
-                "write in parts or generate the file with exec"
+                "write in parts or generate the file with exec" + naming("write_max_bytes")
             )
         self._check_room(len(content))
         with open_root(str(self.root)) as root_fd:
@@ -147,7 +147,7 @@ class Workspace:
                     if total > self._limits.snapshot_max_bytes:
                         raise QuotaError(
                             f"the export exceeds {self._limits.snapshot_max_bytes // MIB} MiB; "
-                            "choose fewer or smaller files"
+                            "choose fewer or smaller files" + naming("snapshot_max_bytes")
                         )
                     result[name] = data
         return result
@@ -163,16 +163,17 @@ class Workspace:
 
     def _check_room(self, incoming: int) -> None:
         if incoming > self._limits.file_size_mib * MIB:
-            raise QuotaError(f"a file may hold at most {self._limits.file_size_mib} MiB")
+            raise QuotaError(f"a file may hold at most {self._limits.file_size_mib} MiB" + naming("file_size_mib"))
         used = self.usage()
         if used.bytes + incoming > self._limits.workspace_mib * MIB:
             raise QuotaError(
                 f"this would exceed your disk quota of {self._limits.workspace_mib} MiB "
-                f"({used.bytes // MIB} MiB used); {self._limits.quota_advice()}"
+                f"({used.bytes // MIB} MiB used); {self._limits.quota_advice()}" + naming("workspace_mib")
             )
         if used.files >= self._limits.workspace_max_files:
             raise QuotaError(
                 f"the workspace holds its limit of {self._limits.workspace_max_files} files; delete some first"
+                + naming("workspace_max_files")
             )
 
     def _write_at(self, root_fd: int, parts: tuple[str, ...], content: bytes) -> None:

@@ -108,7 +108,10 @@ class SnapshotRepository:
             await self._git("config", "core.fsync", "committed")
             await self._git("config", "gc.auto", "0")
 
-    async def _git(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
+    async def _run(
+        self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes, bytes]:
+        """git's exit status, stdout and stderr."""
         process = await asyncio.create_subprocess_exec(
             "git",
             *args,
@@ -118,7 +121,12 @@ class SnapshotRepository:
             env={**self._env, **(env or {})},
         )
         stdout, stderr = await process.communicate(stdin)
-        if process.returncode != 0:
+        assert process.returncode is not None
+        return process.returncode, stdout, stderr
+
+    async def _git(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
+        returncode, stdout, stderr = await self._run(*args, stdin=stdin, env=env)
+        if returncode != 0:
             raise GitError(f"git {args[0]} failed: {stderr.decode(errors='replace').strip()}")
         return stdout
 
@@ -131,6 +139,14 @@ class SnapshotRepository:
                 f"no snapshot {snapshot!r} (or the prefix is ambiguous): take an id from list_snapshots or save"
             ) from None
         return out.decode().strip()
+
+    async def is_ancestor(self, ancestor: str, snapshot: str) -> bool:
+        """Whether `ancestor` is `snapshot` or one it was built from (its own history or a based_on, recursively)."""
+        ancestor, snapshot = await self.resolve(ancestor), await self.resolve(snapshot)
+        returncode, _, stderr = await self._run("merge-base", "--is-ancestor", ancestor, snapshot)
+        if returncode not in (0, 1):
+            raise GitError(f"git merge-base failed: {stderr.decode(errors='replace').strip()}")
+        return returncode == 0
 
     async def head(self, agent: str) -> str | None:
         try:

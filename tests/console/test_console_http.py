@@ -15,6 +15,7 @@ from client.record import AgentLog
 from servers.forum.store import ForumStore
 from servers.pgr.store import PgrStore
 from tests.console.support import form_secret, live_view, make_run, request, serving
+from tests.support import memory_client
 
 pytestmark = pytest.mark.anyio
 
@@ -244,3 +245,34 @@ async def test_what_agents_write_is_shown_as_text_never_run_as_markup(tmp_path: 
             body = (await _get(base + path))[1]
             assert "&lt;script&gt;" in body or "&lt;img" in body, path
             assert "<script>fetch" not in body and "<img src=x" not in body, path
+
+
+async def test_the_integrity_page_counts_the_limits_servers_refused_calls_at(tmp_path: Path) -> None:
+    """Refusals as the forum and the sandbox word them, recorded as the client records tool results."""
+    run_dir = await make_run(tmp_path)
+    servers = run_dir.servers_dir
+    refusals: list[tuple[str, str, dict[str, object], str]] = []
+    async with memory_client("forum", servers, "beta", forum_posts_per_minute=1) as forum:
+        for number in range(4):
+            arguments = {"title": f"flood {number}", "body": "x", "kind": "note"}
+            result = await forum.call_tool("post", arguments)
+            if result.is_error:
+                refusals.append(("beta", "forum__post", arguments, result.content[0].text))  # type: ignore[union-attr]
+    async with memory_client("sandbox", servers, "alpha", sandbox_limits={"write_max_bytes": 10}) as sandbox:
+        arguments = {"path": "big.txt", "content": "x" * 100}
+        result = await sandbox.call_tool("write_file", arguments)
+        refusals.append(("alpha", "sandbox__write_file", arguments, result.content[0].text))  # type: ignore[union-attr]
+    for number, (agent, tool, arguments, text) in enumerate(refusals):
+        log = AgentLog(run_dir.agent_log_path(agent))
+        log.write("tool_call", id=f"r{number}", name=tool, input=arguments)
+        log.write("tool_result", id=f"r{number}", name=tool, is_error=True, refused=None, duration_s=0.0, content=text)
+        log.close()
+    async with serving(RunView(run_dir)) as base:
+        body = (await _get(base + "/integrity"))[1]
+    section = body.split('id="server-limits"')[1].split("</section>")[0]
+    assert "Server limit refusals (4)" in section
+    rows = {row.split("<code>")[2].split("</code>")[0]: row for row in section.split("<tr>")[2:]}
+    assert set(rows) == {"AAR_FORUM_POSTS_PER_MINUTE", "AAR_SANDBOX_LIMITS write_max_bytes"}
+    flood, quota = rows["AAR_FORUM_POSTS_PER_MINUTE"], rows["AAR_SANDBOX_LIMITS write_max_bytes"]
+    assert "<td>beta</td>" in flood and "forum__post" in flood and '<td class="n">3</td>' in flood
+    assert "<td>alpha</td>" in quota and '<td class="n">1</td>' in quota

@@ -25,7 +25,7 @@ def test_pages_hold_the_right_events_of_a_long_record(tmp_path: Path) -> None:
     assert [e["number"] for e in third] == list(range(2 * PAGE_EVENTS + 1, 3 * PAGE_EVENTS + 1))
     assert third[0]["content"][0]["text"] == f"message {2 * PAGE_EVENTS}"
     assert len(record.page(11)) == 7 and record.page(12) == []
-    assert record.progress.messages[-1]["content"][0]["text"] == f"message {10 * PAGE_EVENTS + 6}"
+    assert record.progress.messages[-1]["content"][-1]["text"] == f"message {10 * PAGE_EVENTS + 6}"  # one user turn
 
 
 def test_a_refresh_reads_only_what_was_appended_and_waits_for_a_torn_line(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ class ToolCase:
 async def prepare_forum(client: Client, data_dir: Path) -> dict[str, Any]:
     result = await client.call_tool("post", {"title": "Seed", "body": "confidence loss helps", "kind": "finding"})
     assert not result.is_error, result.content
-    return {"post": result.structured_content["id"]}  # type: ignore[index]
+    repository = await open_repository(make_settings(data_dir))
+    snapshot = await repository.save(agent="alice", files={"aux.py": "x = 1\n"}, message="m", based_on=None, delete=[])
+    return {"post": result.structured_content["id"], "snapshot": snapshot.id}  # type: ignore[index]
 
 
 async def prepare_storage(client: Client, data_dir: Path) -> dict[str, Any]:
@@ -46,12 +48,14 @@ FORUM: dict[str, ToolCase] = {
         valid=lambda c: {
             "title": "Aux loss",
             "body": "**works**",
-            "kind": "result",
+            "kind": "finding",
             "tags": ["aux"],
-            "snapshot": "abc1234",
-            "submission": "sub_1",
+            "snapshot": c["snapshot"][:7],
         },
         invalid=[
+            (lambda c: {"title": "t", "body": "b", "kind": "result"}, "must cite the PGR submission"),
+            (lambda c: {"title": "t", "body": "b", "kind": "idea", "snapshot": "deadbeef0"}, "storage does not have"),
+            (lambda c: {"title": "t", "body": "b", "kind": "idea", "submission": "sub_1"}, "PGR server does not have"),
             (lambda c: {"body": "b", "kind": "idea"}, "title"),
             (lambda c: {"title": "t", "body": "b", "kind": "rant"}, "kind"),
             (lambda c: {"title": "t" * 201, "body": "b", "kind": "idea"}, "title"),

@@ -1,5 +1,6 @@
-"""No search can starve the forum: its words are deduplicated and capped, SQLite stops it at a time
-budget with a clear error, and reads run on a pool of connections, so none waits behind a search."""
+"""No search can starve the forum: its words are deduplicated and capped, SQLite stops it at a CPU
+budget with a clear error (waiting is not charged), and reads run on a pool of connections, so none
+waits behind a search."""
 
 from __future__ import annotations
 
@@ -97,3 +98,42 @@ async def test_closing_the_store_stops_a_running_read(data_dir: Path) -> None:
         await anyio.to_thread.run_sync(running.wait)
         with anyio.fail_after(30):  # guards against a hang; no timing is measured
             await store.close()
+
+
+async def test_time_spent_waiting_for_a_reader_is_not_charged_to_a_search(data_dir: Path) -> None:
+    """On a busy server a search may wait for a reader longer than its budget; only its own work counts."""
+    settings = make_settings(data_dir, forum_search_budget_ms=50)
+    path = data_dir / "forum.sqlite"
+    store = ForumStore(await Database.open(path, SCHEMA, readers=1), ForumLimits.of(settings, limit_writes=False))
+    for number in range(150):  # enough rows for SQLite to call the budget's check
+        body = f"confidence weighting number {number} " + "common words in every post " * 15
+        await store.create_post(author="alice", kind="note", title=f"post {number}", body=body, tags=[])
+    started, release = threading.Event(), threading.Event()
+
+    def held() -> bool:
+        """Holds the only reader, without using CPU, until the test releases it."""
+        started.set()
+        release.wait()
+        return True
+
+    async def hold_the_reader() -> None:
+        with pytest.raises(ReadStopped):
+            await store._database.fetch_all(ENDLESS, stop=held)  # noqa: SLF001
+
+    found: list[int] = []
+
+    async def search() -> None:
+        results = await store.search("common words", limit=5, tag=None, kind=None, author=None)
+        found.extend(hit.post.id for hit in results.hits)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(hold_the_reader)
+            await anyio.to_thread.run_sync(started.wait)
+            group.start_soon(search)
+            await anyio.sleep(0.3)  # the search waits for the reader six times its budget
+            release.set()
+        assert len(found) == 5
+    finally:
+        release.set()
+        await store.close()
