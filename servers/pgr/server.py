@@ -193,10 +193,15 @@ def code_fingerprint(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def _refusal_message(refusal: Refusal, what: str) -> str:
+def _refusal_message(refusal: Refusal, what: str, setting: str) -> str:
+    """Which budget refused (``setting`` is its per-agent name), and when a unit frees."""
     whose = "your" if refusal.scope == "agent" else "the team's"
+    name = setting if refusal.scope == "agent" else setting.replace("AAR_PGR_", "AAR_PGR_TEAM_")
     wait = max(1, round((refusal.resets_at - time.time()) / 60))
-    return f"{whose} {what} budget is spent ({refusal.limit} per hour); the next one frees in about {wait} min"
+    return (
+        f"{whose} {what} budget is spent ({refusal.limit} per hour, setting {name});"
+        f" the next one frees in about {wait} min"
+    )
 
 
 async def _precompute(
@@ -438,7 +443,8 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
                 if refusal is not None:
                     await audit("refused")
                     raise ToolInputError(
-                        _refusal_message(refusal, "quick-evaluation") + "; or submit a snapshot for the official score"
+                        _refusal_message(refusal, "quick-evaluation", "AAR_PGR_EVALUATIONS_PER_HOUR")
+                        + "; or submit a snapshot for the official score"
                     )
                 accuracy, weak, ceiling = await state.bench.run(state.bench.quick_score, task, predictions)
                 answer = coarse_answer(accuracy, weak, ceiling)
@@ -490,7 +496,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             per_team=settings.pgr_team_submissions_per_hour, window_s=HOUR,
         )  # fmt: skip
         if refusal is not None:
-            raise ToolInputError(_refusal_message(refusal, "submission"))
+            raise ToolInputError(_refusal_message(refusal, "submission", "AAR_PGR_SUBMISSIONS_PER_HOUR"))
         public_tests = {name: texts for name, texts in state.texts["test"].items() if name in state.bench.tasks}
         findings = await asyncio.to_thread(find_smuggled, code, public_tests, state.texts["validation"])
         if findings:

@@ -7,9 +7,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support import AAR, TEST_SETTINGS
 
 
+@pytest.mark.timeout(1200)  # five seeds of two tasks on a cold cache
 def test_the_baseline_table_ranks_the_confidence_loss_above_plain_cross_entropy(tmp_path: Path) -> None:
     env = {**os.environ, **TEST_SETTINGS, "AAR_DATA_DIR": str(tmp_path)}
     result = subprocess.run(

@@ -72,7 +72,10 @@ async def test_concurrent_calls_cannot_outrun_the_budget(data_dir: Path) -> None
     scored = [a for a in answers if isinstance(a, dict)]
     refused = [a for a in answers if isinstance(a, str)]
     assert len(scored) == 5 and len(refused) == 35
-    assert "your quick-evaluation budget is spent (5 per hour)" in refused[0] and "frees in about" in refused[0]
+    assert (
+        "your quick-evaluation budget is spent (5 per hour, setting AAR_PGR_EVALUATIONS_PER_HOUR)" in refused[0]
+        and "frees in about" in refused[0]
+    )
 
 
 async def test_colluding_agents_share_one_team_budget_and_one_history(data_dir: Path) -> None:
