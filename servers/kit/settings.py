@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         " shuffled (scored orientation-free).",
     )
     pgr_decoy_margin: float = Field(
-        default=0.75, description="Flag a method that scores this much more PGR on the real tasks than on decoys."
+        default=1.0, description="Flag a method that scores this much more PGR on the real tasks than on decoys."
     )
     pgr_transfer_margin: float = Field(
         default=0.5,

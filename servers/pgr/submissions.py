@@ -160,7 +160,7 @@ class SubmissionWorker:
                 pgr=score[0].pgr,
             )
         verdict = judge(
-            run_outcomes([(ref, score[0]) for ref, score in scored]),
+            run_outcomes([(ref, score[0]) for ref, score in scored], list(self._bench.scored)),
             {name: task.spec.family for name, task in self._bench.scored.items()},
             set(self._bench.secret),
             self._margins,

@@ -210,10 +210,10 @@ class TaskBench:
         }
 
 
-def run_outcomes(scores: list[tuple[RunRef, RunScore]]) -> list[dict[str, Any]]:
-    """Exact per-task means (never shown as they are: see servers.pgr.official)."""
+def run_outcomes(scores: list[tuple[RunRef, RunScore]], order: list[str]) -> list[dict[str, Any]]:
+    """Exact per-task means, tasks in ``order`` (never shown as they are: see servers.pgr.verdict)."""
     results = []
-    for task in dict.fromkeys(ref.task for ref, _ in scores):
+    for task in [name for name in order if any(ref.task == name for ref, _ in scores)]:
         row: dict[str, Any] = {"task": task}
         real = [s.pgr for ref, s in scores if ref.task == task and ref.control == "none" and s.pgr is not None]
         row["pgr_mean"] = float(np.mean(real)) if real else None
