@@ -109,7 +109,10 @@ class FollowedRecord:
             limit = " ".join(part for part in named.groups() if part)
             earlier = self.server_limits.get((result["name"], limit), {"count": 0, "first": result["t"]})
             self.server_limits[(result["name"], limit)] = {
-                **found, "limit": limit, "count": earlier["count"] + 1, "first": earlier["first"]
+                **found,
+                "limit": limit,
+                "count": earlier["count"] + 1,
+                "first": earlier["first"],
             }
 
     @property
