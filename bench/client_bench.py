@@ -15,6 +15,10 @@ training, are what is measured. Reported per team size:
   scripted model) and minus the tool calls (the servers): what the client adds between them
   (bookkeeping, records, budgets, and waiting for the event loop); median and 95th percentile;
 - memory per agent: the client process's peak RSS growth during the run, per agent.
+
+`--model-latency S` makes the scripted API think S seconds before each answer, as a real model
+does: a thousand agents then wait on the model most of the time, as they would with Claude,
+instead of all competing for two cores at once.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from client.record import read_events  # noqa: E402
+from client.scripted.faults import ENV as FAULT_PLAN_ENV  # noqa: E402
 from client.servers import LaunchedServers  # noqa: E402
 from client.team import RunRequest, run_team  # noqa: E402
 from tests.client.support import QUICK_TOOLS  # noqa: E402
@@ -144,12 +149,13 @@ async def one_team(
     }
 
 
-def start_scripted_api() -> tuple[subprocess.Popen[bytes], str]:
+def start_scripted_api(latency_s: float) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "client.scripted.server", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    plan = json.dumps({"latency_s": latency_s})
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), FAULT_PLAN_ENV: plan})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # another process: poll until it listens
         with socket.socket() as attempt:
@@ -160,12 +166,12 @@ def start_scripted_api() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the scripted Messages API did not start")
 
 
-async def main_async(sizes: list[int], seconds: float, out: Path) -> list[dict[str, Any]]:
+async def main_async(sizes: list[int], seconds: float, out: Path, latency_s: float) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="aar-client-bench-") as scratch_name:
         scratch = Path(scratch_name)
         servers = LaunchedServers(scratch / "servers", scratch / "servers.log", env={}, unsafe_no_isolation=False)
-        api, api_url = start_scripted_api()
+        api, api_url = start_scripted_api(latency_s)
         try:
             urls = await servers.start(USE)
             for size in sizes:
@@ -193,7 +199,8 @@ async def main_async(sizes: list[int], seconds: float, out: Path) -> list[dict[s
         "cpus": __import__("os").cpu_count(),
         "platform": platform.platform(),
     }
-    out.write_text(json.dumps({"machine": machine, "seconds": seconds, "rows": rows}, indent=2) + "\n")
+    result = {"machine": machine, "seconds": seconds, "model_latency_s": latency_s, "rows": rows}
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
     return rows
 
@@ -203,8 +210,9 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[9, 50, 200])
     parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock time of each team")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "client.json")
+    parser.add_argument("--model-latency", type=float, default=0.0, help="seconds the scripted model thinks per call")
     args = parser.parse_args()
-    asyncio.run(main_async(args.agents, args.seconds, args.out))
+    asyncio.run(main_async(args.agents, args.seconds, args.out, args.model_latency))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from client.console.app import create_console
 from client.console.run import LiveTeam, RunView
 from client.console.serve import ConsoleOptions, console_running
 from client.manifest import RunManifest, ToolCatalogue, load_manifest, manifest_from_dict, resolve_manifest_path
-from client.record import AgentLog, AgentProgress, RunDir, read_events
+from client.record import AgentLog, AgentProgress, RunDir, Tally, read_events
 from client.scripted.faults import FaultPlan
 from client.scripted.server import serve_in_thread
 from client.servers import LaunchedServers, ServerSet, connected_servers
@@ -145,7 +145,10 @@ async def run_team(request: RunRequest) -> RunResult:
         logs = {name: AgentLog(run_dir.agent_log_path(name)) for name in names}
         for log in logs.values():
             stack.callback(log.close)
-        team = TeamView(list(progresses.values()), manifest.budget.team, clock, manifest.budget.finish)
+        tally = Tally.of(progresses.values())
+        for progress in progresses.values():
+            progress.team = tally
+        team = TeamView(tally, manifest.budget.team, clock, manifest.budget.finish)
         agents = [
             Agent(
                 config=AgentConfig(
