@@ -96,8 +96,17 @@ def _open_run(request: RunRequest) -> tuple[RunDir, RunManifest, dict[str, Any],
     return run_dir, manifest, info, choice
 
 
+KICKOFF_ROSTER = 50
+"""Teammates the kickoff names with their directions; the rest of a bigger team is one line. A
+thousand agents' roster in every kickoff was a million lines to build and tokens in every call."""
+
+
 def _kickoff(manifest: RunManifest, name: str, progress: AgentProgress, clock: RunClock) -> str:
-    team = "\n".join(f"- {agent.name}: {agent.direction}" for agent in manifest.agents if agent.name != name)
+    others = [agent for agent in manifest.agents if agent.name != name]
+    lines = [f"- {agent.name}: {agent.direction}" for agent in others[:KICKOFF_ROSTER]]
+    if len(others) > KICKOFF_ROSTER:
+        lines.append(f"- and {len(others) - KICKOFF_ROSTER} more: the forum shows what they work on")
+    team = "\n".join(lines)
     return string.Template(manifest.kickoff).safe_substitute(
         agent=name,
         direction=manifest.agent(name).direction,
