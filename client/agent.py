@@ -333,6 +333,8 @@ class Agent:
             reason = self._spent()
             if reason is not None:
                 raise StopAgent(reason)
+            if self.team.budget.tokens is None and self.team.budget.dollars is None:
+                return  # calls in flight count only against a token or dollar limit; summing them costs O(team)
             others = [held for agent, held in self.team.reserved.items() if agent != self.name]
             if budgets.spent(self.team.budget, self.team.tally, "team", others) is None:
                 return
