@@ -150,9 +150,15 @@ class Database:
     async def fetch_one(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, stop: StopCheck | None = None
     ) -> aiosqlite.Row | None:
+        def first(connection: sqlite3.Connection) -> aiosqlite.Row | None:
+            cursor = connection.execute(sql, params)
+            try:
+                return cursor.fetchone()  # type: ignore[no-any-return]
+            finally:
+                cursor.close()  # a statement left open would hold this reader's snapshot
+
         async with self._read(stop) as reader:
-            row: aiosqlite.Row | None = await _on_thread(reader, lambda c: c.execute(sql, params).fetchone())
-            return row
+            return await _on_thread(reader, first)
 
     async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
         """Run several writes as one transaction."""
