@@ -13,8 +13,13 @@ training, are what is measured. Reported per team size:
   budgets; not the servers, not the scripted model, which run in other processes) per turn;
 - client overhead per turn: the wall time of a turn minus the model call (SDK, HTTP and the
   scripted model) and minus the tool calls (the servers): what the client adds between them
-  (bookkeeping, records, budgets, and waiting for the event loop); median and 95th percentile;
+  (bookkeeping, records, budgets, and waiting for the event loop); median and 95th percentile,
+  each agent's first turn apart (it opens the agent's sessions);
 - memory per agent: the client process's peak RSS growth during the run, per agent.
+
+`--model-latency S` makes the scripted API think S seconds before each answer, as a real model
+does: a thousand agents then wait on the model most of the time, as they would with Claude,
+instead of all competing for two cores at once.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from client.record import read_events  # noqa: E402
+from client.scripted.faults import ENV as FAULT_PLAN_ENV  # noqa: E402
 from client.servers import LaunchedServers  # noqa: E402
 from client.team import RunRequest, run_team  # noqa: E402
 from tests.client.support import QUICK_TOOLS  # noqa: E402
@@ -74,12 +80,17 @@ def manifest_text(agents: list[str], urls: dict[str, str], tokens: dict[str, str
     return "\n".join(lines) + "\n"
 
 
-def overheads(run_dir: Path, agents: list[str]) -> list[float]:
-    """Per turn: time between the ends of consecutive turns, minus model time, minus tool time."""
-    values = []
+def overheads(run_dir: Path, agents: list[str]) -> tuple[list[float], list[float]]:
+    """Per turn: time between the ends of consecutive turns, minus model time, minus tool time.
+
+    Each agent's first turn is returned apart (the second list): it includes opening the agent's
+    sessions with every server, which a thousand agents all do in the same minute."""
+    values: list[float] = []
+    first: list[float] = []
     for agent in agents:
         previous_end: float | None = None
         model_s = tools_s = 0.0
+        turns = first
         for event in read_events(run_dir / "agents" / f"{agent}.jsonl"):
             if event["type"] == "model_call":
                 model_s += event["model_s"]
@@ -87,9 +98,14 @@ def overheads(run_dir: Path, agents: list[str]) -> list[float]:
                 tools_s += event["duration_s"]
             elif event["type"] == "message" and event["role"] == "user":
                 if previous_end is not None and model_s:
-                    values.append(max(0.0, event["t"] - previous_end - model_s - tools_s))
+                    turns.append(max(0.0, event["t"] - previous_end - model_s - tools_s))
+                    turns = values
                 previous_end, model_s, tools_s = event["t"], 0.0, 0.0
-    return values
+    return values, first
+
+
+def _p95(values: list[float]) -> float | None:
+    return round(1000 * statistics.quantiles(values, n=20)[-1], 2) if len(values) > 20 else None
 
 
 async def one_team(
@@ -125,7 +141,7 @@ async def one_team(
     done.set()
     await sampler
     team = result.summary["team"]
-    per_turn = overheads(result.run_dir.path, agents)
+    per_turn, first_turns = overheads(result.run_dir.path, agents)
     stops = {row["stop_reason"] for row in result.summary["agents"]}
     return {
         "agents": size,
@@ -137,19 +153,22 @@ async def one_team(
         "tool_calls_per_s": round(team["tool_calls"] / result.summary["elapsed_s"], 1),
         "client_cpu_ms_per_turn": round(1000 * cpu / max(1, team["turns"]), 1),
         "overhead_ms_median": round(1000 * statistics.median(per_turn), 2) if per_turn else None,
-        "overhead_ms_p95": round(1000 * statistics.quantiles(per_turn, n=20)[-1], 2) if len(per_turn) > 20 else None,
+        "overhead_ms_p95": _p95(per_turn),
+        "first_turn_overhead_ms_median": round(1000 * statistics.median(first_turns), 1) if first_turns else None,
+        "first_turn_overhead_ms_p95": _p95(first_turns),
         "rss_mib_peak_growth": round(peak - baseline, 1),
         "mib_per_agent": round((peak - baseline) / size, 2),
         "stop_reasons": sorted(stops, key=str),
     }
 
 
-def start_scripted_api() -> tuple[subprocess.Popen[bytes], str]:
+def start_scripted_api(latency_s: float) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "client.scripted.server", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    plan = json.dumps({"latency_s": latency_s})
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), FAULT_PLAN_ENV: plan})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # another process: poll until it listens
         with socket.socket() as attempt:
@@ -160,12 +179,12 @@ def start_scripted_api() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the scripted Messages API did not start")
 
 
-async def main_async(sizes: list[int], seconds: float, out: Path) -> list[dict[str, Any]]:
+async def main_async(sizes: list[int], seconds: float, out: Path, latency_s: float) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="aar-client-bench-") as scratch_name:
         scratch = Path(scratch_name)
         servers = LaunchedServers(scratch / "servers", scratch / "servers.log", env={}, unsafe_no_isolation=False)
-        api, api_url = start_scripted_api()
+        api, api_url = start_scripted_api(latency_s)
         try:
             urls = await servers.start(USE)
             for size in sizes:
@@ -177,7 +196,7 @@ async def main_async(sizes: list[int], seconds: float, out: Path) -> list[dict[s
             api.wait(10)
     header = (
         f"{'agents':>6} {'turns/s':>8} {'tools/s':>8} {'CPU ms/turn':>12} {'overhead ms (p50/p95)':>22}"
-        f" {'MiB/agent':>10} {'turns':>7}"
+        f" {'MiB/agent':>10} {'turns':>7} {'1st turn ms (p50/p95)':>22}"
     )
     print(header)
     for row in rows:
@@ -186,6 +205,7 @@ async def main_async(sizes: list[int], seconds: float, out: Path) -> list[dict[s
             f"{row['agents']:>6} {row['turns_per_s']:>8} {row['tool_calls_per_s']:>8}"
             f" {row['client_cpu_ms_per_turn']:>12} {overhead:>22}"
             f" {row['mib_per_agent']:>10} {row['turns']:>7}"
+            f" {row['first_turn_overhead_ms_median']}/{row['first_turn_overhead_ms_p95']}"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = {
@@ -193,7 +213,8 @@ async def main_async(sizes: list[int], seconds: float, out: Path) -> list[dict[s
         "cpus": __import__("os").cpu_count(),
         "platform": platform.platform(),
     }
-    out.write_text(json.dumps({"machine": machine, "seconds": seconds, "rows": rows}, indent=2) + "\n")
+    result = {"machine": machine, "seconds": seconds, "model_latency_s": latency_s, "rows": rows}
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
     return rows
 
@@ -203,8 +224,9 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[9, 50, 200])
     parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock time of each team")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "client.json")
+    parser.add_argument("--model-latency", type=float, default=0.0, help="seconds the scripted model thinks per call")
     args = parser.parse_args()
-    asyncio.run(main_async(args.agents, args.seconds, args.out))
+    asyncio.run(main_async(args.agents, args.seconds, args.out, args.model_latency))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from client.bridge import ToolBridge, ToolOutcome
 from client.context import compacted_head, earlier_notes, kept_turns, summary_requests
 from client.costs import Price, cost
 from client.manifest import Budget, Context, Retry
-from client.record import INTERRUPTED, AgentLog, AgentProgress, is_terminal
+from client.record import INTERRUPTED, AgentLog, AgentProgress, Tally, is_terminal
 from client.steering import AgentControl
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ class AgentStatus:
 class TeamView:
     """What an agent sees of the team: every agent's progress (for team budgets) and the clock."""
 
-    progresses: list[AgentProgress]
+    tally: Tally
+    """Turns, tokens, dollars and submissions of the whole team (kept by every agent's progress)."""
     budget: Budget
     clock: budgets.RunClock
     finish_s: float
@@ -208,8 +209,8 @@ class Agent:
     def _spent(self) -> str | None:
         if self.team.clock.expired():
             return "deadline"
-        return budgets.spent(self.config.budget, [self.progress], "agent") or budgets.spent(
-            self.team.budget, self.team.progresses, "team"
+        return budgets.spent(self.config.budget, Tally.of([self.progress]), "agent") or budgets.spent(
+            self.team.budget, self.team.tally, "team"
         )
 
     async def _turn(self) -> None:
@@ -332,8 +333,10 @@ class Agent:
             reason = self._spent()
             if reason is not None:
                 raise StopAgent(reason)
+            if self.team.budget.tokens is None and self.team.budget.dollars is None:
+                return  # calls in flight count only against a token or dollar limit; summing them costs O(team)
             others = [held for agent, held in self.team.reserved.items() if agent != self.name]
-            if budgets.spent(self.team.budget, self.team.progresses, "team", others) is None:
+            if budgets.spent(self.team.budget, self.team.tally, "team", others) is None:
                 return
             self.status.state = "waiting"
             self.status.note = "for the team's calls in flight (its budget is nearly spent)"
@@ -406,9 +409,9 @@ class Agent:
 
     async def _submit(self, arguments: dict[str, Any]) -> ToolOutcome:
         """A PGR submission, if the agent's and the team's submission budgets allow it."""
-        reason = budgets.submissions_spent(self.config.budget, [self.progress], "your") or budgets.submissions_spent(
-            self.team.budget, self.team.progresses, "the team's", in_flight=self.team.submitting
-        )
+        reason = budgets.submissions_spent(
+            self.config.budget, Tally.of([self.progress]), "your"
+        ) or budgets.submissions_spent(self.team.budget, self.team.tally, "the team's", in_flight=self.team.submitting)
         if reason is not None:
             return ToolOutcome(
                 text=f"refused: {reason}; keep improving and post results instead", is_error=True, refused=reason

@@ -11,10 +11,8 @@ opened on first use and reopened when a server goes away and comes back.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
-import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 
 from client.manifest import TOOL_SEPARATOR, ToolCatalogue
+from client.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +39,6 @@ CONNECTION_LOST = -32050
 MAX_RESULT_CHARS = 40_000
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One CA store for every connection: loading it takes ~40 ms, which 200 agents would pay 800 times."""
-    return httpx2.create_ssl_context()
-
-
 class _FailFastTransport(httpx2.AsyncBaseTransport):
     """Turns a failed POST into a JSON-RPC error response.
 
@@ -55,7 +48,7 @@ class _FailFastTransport(httpx2.AsyncBaseTransport):
     """
 
     def __init__(self) -> None:
-        self._inner = httpx2.AsyncHTTPTransport(verify=_ssl_context())
+        self._inner = httpx2.AsyncHTTPTransport(verify=shared_ssl_context())
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import anyio
 
 from client.costs import Price
 from client.manifest import Budget
-from client.record import AgentProgress
+from client.record import AgentProgress, Tally
 
 CHARS_PER_TOKEN_AT_MOST = 3
 """Tokens are estimated from characters; Claude's tokens average about 4 characters, so 3 overestimates."""
@@ -45,14 +45,10 @@ def estimate(price: Price, max_tokens: int, prompt: Any) -> Reservation:
     return Reservation(prompt_tokens + max_tokens, dollars)
 
 
-def spent(
-    budget: Budget, progresses: Sequence[AgentProgress], who: str, reserved: Iterable[Reservation] = ()
-) -> str | None:
-    """Why `budget` is used up by `progresses` (summed) and the calls in flight, or None while some is left."""
+def spent(budget: Budget, used: Tally, who: str, reserved: Iterable[Reservation] = ()) -> str | None:
+    """Why `budget` is used up by `used` and the calls in flight, or None while some is left."""
     held = sum(reserved, Reservation())
-    turns = sum(p.turns for p in progresses)
-    tokens = sum(p.usage.total for p in progresses)
-    dollars = sum(p.dollars for p in progresses)
+    turns, tokens, dollars = used.turns, used.tokens, used.dollars
     in_flight = " and calls in flight" if held.tokens else ""
     if budget.turns is not None and turns >= budget.turns:
         return f"{who} budget: turns ({turns} of {budget.turns})"
@@ -63,12 +59,10 @@ def spent(
     return None
 
 
-def submissions_spent(
-    budget: Budget, progresses: Sequence[AgentProgress], who: str, *, in_flight: int = 0
-) -> str | None:
-    used = sum(len(p.submissions) for p in progresses) + in_flight
-    if budget.pgr_submissions is not None and used >= budget.pgr_submissions:
-        return f"{who} PGR submission budget is spent ({used} of {budget.pgr_submissions})"
+def submissions_spent(budget: Budget, used: Tally, who: str, *, in_flight: int = 0) -> str | None:
+    submissions = used.submissions + in_flight
+    if budget.pgr_submissions is not None and submissions >= budget.pgr_submissions:
+        return f"{who} PGR submission budget is spent ({submissions} of {budget.pgr_submissions})"
     return None
 
 

@@ -44,7 +44,8 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         agent = validate_agent_name(args.agent or _local_user())
         return serve_stdio(args.name, catalog.factory(args.name)(settings, local_agent=agent), settings)
-    return serve_http({name: catalog.factory(name)(settings) for name in names}, settings)
+    servers = {name: catalog.factory(name)(settings) for name in names}
+    return serve_http(servers, settings, json_response=catalog.ANSWERS_AT_ONCE)
 
 
 async def _tokens(args: argparse.Namespace) -> int:

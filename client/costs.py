@@ -84,7 +84,7 @@ class Usage:
     @property
     def total(self) -> int:
         """Every token billed: what the token budgets count."""
-        return sum(getattr(self, field.name) for field in fields(self))
+        return self.input_tokens + self.output_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
 
     @property
     def context_tokens(self) -> int:

@@ -9,6 +9,7 @@ file, the field and what is allowed.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 import tomllib
@@ -142,7 +143,12 @@ class RunManifest(_Strict):
     agents: list[AgentSpec] = Field(min_length=1)
 
     def agent(self, name: str) -> AgentSpec:
-        return next(agent for agent in self.agents if agent.name == name)
+        return self._agents_by_name[name]
+
+    @functools.cached_property
+    def _agents_by_name(self) -> dict[str, AgentSpec]:
+        """Agents by name: looking each of a thousand agents up in a list was quadratic."""
+        return {agent.name: agent for agent in self.agents}
 
     def agent_budget(self, name: str) -> Budget:
         return self.agent(name).budget or self.budget.agent
@@ -158,9 +164,13 @@ class RunManifest(_Strict):
     def allowed_tools(self, name: str, catalogue: ToolCatalogue) -> list[str]:
         """The `server__tool` names agent `name` may call (its patterns expanded against the catalogue)."""
         patterns = self.agent(name).tools or self.tools or ["*"]
-        return [
-            tool for tool in catalogue.names(self.servers.use) if any(fnmatch.fnmatchcase(tool, p) for p in patterns)
-        ]
+        return list(_matching(tuple(catalogue.names(self.servers.use)), tuple(patterns)))
+
+
+@functools.lru_cache(maxsize=64)
+def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The names that match any pattern; agents share a few pattern lists, so each is matched once."""
+    return tuple(name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns))
 
 
 class ToolCatalogue:

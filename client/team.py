@@ -30,7 +30,7 @@ from client.console.app import create_console
 from client.console.run import LiveTeam, RunView
 from client.console.serve import ConsoleOptions, console_running
 from client.manifest import RunManifest, ToolCatalogue, load_manifest, manifest_from_dict, resolve_manifest_path
-from client.record import AgentLog, AgentProgress, RunDir, read_events
+from client.record import AgentLog, AgentProgress, RunDir, Tally, read_events
 from client.scripted.faults import FaultPlan
 from client.scripted.server import serve_in_thread
 from client.servers import LaunchedServers, ServerSet, connected_servers
@@ -96,8 +96,17 @@ def _open_run(request: RunRequest) -> tuple[RunDir, RunManifest, dict[str, Any],
     return run_dir, manifest, info, choice
 
 
+KICKOFF_ROSTER = 50
+"""Teammates the kickoff names with their directions; the rest of a bigger team is one line. A
+thousand agents' roster in every kickoff was a million lines to build and tokens in every call."""
+
+
 def _kickoff(manifest: RunManifest, name: str, progress: AgentProgress, clock: RunClock) -> str:
-    team = "\n".join(f"- {agent.name}: {agent.direction}" for agent in manifest.agents if agent.name != name)
+    others = [agent for agent in manifest.agents if agent.name != name]
+    lines = [f"- {agent.name}: {agent.direction}" for agent in others[:KICKOFF_ROSTER]]
+    if len(others) > KICKOFF_ROSTER:
+        lines.append(f"- and {len(others) - KICKOFF_ROSTER} more: the forum shows what they work on")
+    team = "\n".join(lines)
     return string.Template(manifest.kickoff).safe_substitute(
         agent=name,
         direction=manifest.agent(name).direction,
@@ -145,7 +154,10 @@ async def run_team(request: RunRequest) -> RunResult:
         logs = {name: AgentLog(run_dir.agent_log_path(name)) for name in names}
         for log in logs.values():
             stack.callback(log.close)
-        team = TeamView(list(progresses.values()), manifest.budget.team, clock, manifest.budget.finish)
+        tally = Tally.of(progresses.values())
+        for progress in progresses.values():
+            progress.team = tally
+        team = TeamView(tally, manifest.budget.team, clock, manifest.budget.finish)
         agents = [
             Agent(
                 config=AgentConfig(

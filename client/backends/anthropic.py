@@ -24,6 +24,7 @@ import httpx2
 
 from client.costs import Usage
 from client.manifest import Retry
+from client.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -91,19 +92,38 @@ ACCESS_ADVICE = {
 }
 
 
+AGENTS_PER_CLIENT = 32
+"""Agents that share one SDK client, and so one connection pool. The pool looks at each of its
+connections for every request, so one pool for a thousand agents waiting on the model at once
+made every call cost time in proportion to the team (bench/README.md)."""
+
+
 class MessagesBackend:
-    """A shared SDK client; each call names its agent in `metadata.user_id`.
+    """SDK clients shared by groups of agents; each call names its agent in `metadata.user_id`.
 
     Transient failures are retried without a limit of attempts: the agent's deadline (a cancel
     scope around its turn) or a person stopping it is what ends an outage that does not end.
     """
 
     def __init__(self, *, api_key: str, base_url: str | None, retry: Retry, timeout_s: float = 600.0) -> None:
-        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
+        self._options: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "max_retries": 0, "timeout": timeout_s}
+        self._clients: list[anthropic.AsyncAnthropic] = []
+        self._client_of: dict[str, anthropic.AsyncAnthropic] = {}
         self._retry = retry
 
+    def _client(self, agent: str) -> anthropic.AsyncAnthropic:
+        """The SDK client of `agent`'s group (see AGENTS_PER_CLIENT), made when the group starts."""
+        client = self._client_of.get(agent)
+        if client is None:
+            if len(self._client_of) >= AGENTS_PER_CLIENT * len(self._clients):
+                http = anthropic.DefaultAsyncHttpxClient(verify=shared_ssl_context())
+                self._clients.append(anthropic.AsyncAnthropic(**self._options, http_client=http))
+            client = self._client_of[agent] = self._clients[-1]
+        return client
+
     async def close(self) -> None:
-        await self._client.close()
+        for client in self._clients:
+            await client.close()
 
     async def create(
         self,
@@ -132,7 +152,7 @@ class MessagesBackend:
             started = time.monotonic()
             request_id: str | None = None
             try:
-                response = await self._client.messages.with_raw_response.create(**request)
+                response = await self._client(agent).messages.with_raw_response.create(**request)
                 request_id = response.headers.get("request-id")
                 message = await response.parse()
                 return _reply(message, time.monotonic() - started, request_id)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from servers.forum.models import Feed, Post, PostSummary, SearchHit, SearchResults, Thread, VoteResult
 from servers.kit.database import Database, ReadStopped, StopCheck
@@ -211,42 +210,40 @@ class ForumStore:
         """Insert a post (a reply when `parent_id` is given) and return it as stored, within the author's limits."""
         tags = sorted(set(tags))
         now = time.time()
-        async with self._database.transaction() as connection:
-            await self._check_post_limits(connection, author, len(title.encode()) + len(body.encode()), now)
+        size = len(title.encode()) + len(body.encode())
+
+        def insert(connection: sqlite3.Connection) -> sqlite3.Row:
+            self._check_post_limits(connection, author, size, now)
             thread_id = None
             if parent_id is not None:
-                async with connection.execute("SELECT thread_id FROM posts WHERE id = ?", (parent_id,)) as cursor:
-                    parent = await cursor.fetchone()
+                parent = connection.execute("SELECT thread_id FROM posts WHERE id = ?", (parent_id,)).fetchone()
                 if parent is None:
                     raise NotFoundError(f"no post with id {parent_id}: take an id from feed, search or read_thread")
                 thread_id = parent["thread_id"]
-            cursor = await connection.execute(
+            row = connection.execute(
                 "INSERT INTO posts (thread_id, parent_id, author, kind, title, body, tags, snapshot, submission,"
-                " created_at) VALUES (coalesce(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f" created_at) VALUES (coalesce(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
                 (thread_id, parent_id, author, kind, title, body, json.dumps(tags), snapshot, submission, now),
-            )
-            post_id = cursor.lastrowid
+            ).fetchall()[0]  # fetchall: a RETURNING statement left unfinished would block the COMMIT
             if thread_id is None:
-                await connection.execute("UPDATE posts SET thread_id = id WHERE id = ?", (post_id,))
-            await connection.executemany(
-                "INSERT INTO post_tags (tag, post_id) VALUES (?, ?)", [(t, post_id) for t in tags]
-            )
-            async with connection.execute(f"SELECT {_COLUMNS} FROM posts WHERE id = ?", (post_id,)) as cursor:
-                row = await cursor.fetchone()
-        assert row is not None
-        return _post(row)
+                row = connection.execute(
+                    f"UPDATE posts SET thread_id = id WHERE id = ? RETURNING {_COLUMNS}", (row["id"],)
+                ).fetchall()[0]
+            connection.executemany("INSERT INTO post_tags (tag, post_id) VALUES (?, ?)", [(t, row["id"]) for t in tags])
+            return row
 
-    async def _check_post_limits(self, connection: aiosqlite.Connection, author: str, size: int, now: float) -> None:
+        return _post(await self._database.write(insert))
+
+    def _check_post_limits(self, connection: sqlite3.Connection, author: str, size: int, now: float) -> None:
         """Refuse a post over the author's posts per minute or bytes per hour (counted from the posts stored)."""
         limits = self._limits
         if limits.posts_per_minute is None or limits.post_bytes_per_hour is None:
             return
-        async with connection.execute(
+        recent = connection.execute(
             "SELECT created_at, length(CAST(title AS BLOB)) + length(CAST(body AS BLOB)) AS bytes FROM posts"
             " WHERE author = ? AND created_at > ? ORDER BY created_at",
             (author, now - 3600),
-        ) as cursor:
-            recent = [(row["created_at"], row["bytes"]) for row in await cursor.fetchall()]
+        ).fetchall()
         last_minute = [at for at, _ in recent if at > now - 60]
         if len(last_minute) >= limits.posts_per_minute:
             reset_at = last_minute[-limits.posts_per_minute] + 60
@@ -269,19 +266,19 @@ class ForumStore:
             what += f" the limit per agent of {limits.post_bytes_per_hour}"
             raise _limit_reached(what, "forum_post_bytes_per_hour", reset_at, now)
 
-    async def _check_vote_limit(self, connection: aiosqlite.Connection, agent: str) -> None:
+    def _check_vote_limit(self, connection: sqlite3.Connection, agent: str, now: float) -> None:
         """Refuse a vote over the agent's votes per minute, else record it for the count."""
         limit = self._limits.votes_per_minute
         if limit is None:
             return
-        now = time.time()
-        await connection.execute("DELETE FROM vote_events WHERE agent = ? AND at <= ?", (agent, now - 60))
-        async with connection.execute("SELECT at FROM vote_events WHERE agent = ? ORDER BY at", (agent,)) as cursor:
-            recent = [row["at"] for row in await cursor.fetchall()]
+        connection.execute("DELETE FROM vote_events WHERE agent = ? AND at <= ?", (agent, now - 60))
+        recent = [row["at"] for row in connection.execute(
+            "SELECT at FROM vote_events WHERE agent = ? ORDER BY at", (agent,)
+        )]  # fmt: skip
         if len(recent) >= limit:
             what = f"you voted {len(recent)} times in the last minute, the limit per agent is {limit}"
             raise _limit_reached(what, "forum_votes_per_minute", recent[-limit] + 60, now)
-        await connection.execute("INSERT INTO vote_events (agent, at) VALUES (?, ?)", (agent, now))
+        connection.execute("INSERT INTO vote_events (agent, at) VALUES (?, ?)", (agent, now))
 
     async def thread(self, post_id: int, *, offset: int = 0, limit: int = 20) -> Thread:
         """A thread's first post and a page of its replies, oldest first, of at most thread_page_chars of bodies."""
@@ -390,27 +387,28 @@ class ForumStore:
 
     async def vote(self, *, post_id: int, agent: str, value: int) -> VoteResult:
         """Set `agent`'s vote on a post to +1 or -1, or withdraw it with 0; one vote per agent per post."""
-        async with self._database.transaction() as connection:
-            await self._check_vote_limit(connection, agent)
-            async with connection.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)) as cursor:
-                if await cursor.fetchone() is None:
-                    raise NotFoundError(f"no post with id {post_id}: take an id from feed or search")
+        now = time.time()
+
+        def cast(connection: sqlite3.Connection) -> int:
+            self._check_vote_limit(connection, agent, now)
+            if connection.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)).fetchone() is None:
+                raise NotFoundError(f"no post with id {post_id}: take an id from feed or search")
             if value == 0:
-                await connection.execute("DELETE FROM votes WHERE post_id = ? AND agent = ?", (post_id, agent))
+                connection.execute("DELETE FROM votes WHERE post_id = ? AND agent = ?", (post_id, agent))
             else:
-                await connection.execute(
+                connection.execute(
                     "INSERT INTO votes (post_id, agent, value) VALUES (?, ?, ?)"
                     " ON CONFLICT (post_id, agent) DO UPDATE SET value = excluded.value",
                     (post_id, agent, value),
                 )
-            await connection.execute(
-                "UPDATE posts SET score = (SELECT coalesce(sum(value), 0) FROM votes WHERE post_id = ?) WHERE id = ?",
+            row = connection.execute(
+                "UPDATE posts SET score = (SELECT coalesce(sum(value), 0) FROM votes WHERE post_id = ?) WHERE id = ?"
+                " RETURNING score",
                 (post_id, post_id),
-            )
-            async with connection.execute("SELECT score FROM posts WHERE id = ?", (post_id,)) as cursor:
-                row = await cursor.fetchone()
-        assert row is not None
-        return VoteResult(post_id=post_id, your_vote=value, score=row["score"])
+            ).fetchall()[0]
+            return int(row["score"])
+
+        return VoteResult(post_id=post_id, your_vote=value, score=await self._database.write(cast))
 
 
 async def _index_prefixes(database: Database) -> None:

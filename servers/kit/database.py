@@ -9,6 +9,9 @@ busy. A read may carry a `stop` check that SQLite calls every few hundred virtua
 down at once whatever it is reading;
 `BEGIN IMMEDIATE` plus a busy timeout keeps a second process (a stdio server
 for Claude Desktop beside an HTTP one) from failing with "database is locked".
+Each aiosqlite call is a hop to the connection's thread and back (a queue put, a wake-up, the GIL
+handed over twice), which under load costs more than the SQL: a read is one hop, and `write` runs
+a whole transaction as one function on the writer's thread (see bench/README.md).
 A write returns only after COMMIT into the WAL, so an acknowledged write survives kill -9
 of the server; `synchronous=FULL` (setting AAR_SQLITE_SYNCHRONOUS) also makes it survive
 a power loss, at the price of an fsync per write.
@@ -22,7 +25,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -33,6 +36,7 @@ READERS = 4
 PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between two calls of a read's `stop` check."""
 
+T = TypeVar("T")
 StopCheck = Callable[[], bool]
 """Called from the reader's thread while a read runs; True interrupts it."""
 
@@ -101,6 +105,27 @@ class Database:
                 raise
             await self._writer.execute("COMMIT")
 
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` as one write transaction on the writer's thread: commits when it returns, rolls back if it raises.
+
+        One hop to the thread however many statements `work` runs; `work` must not block on anything
+        but SQLite. Once started it runs to COMMIT even if the caller is cancelled (the next write
+        queues behind it on the same thread).
+        """
+
+        def transaction(connection: sqlite3.Connection) -> T:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+        async with self._write_lock:
+            return await _on_thread(self._writer, transaction)
+
     @asynccontextmanager
     async def _read(self, stop: StopCheck | None) -> AsyncIterator[aiosqlite.Connection]:
         """A free reader for one read, interrupted when `stop()` turns true or the store closes."""
@@ -119,20 +144,35 @@ class Database:
     async def fetch_all(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, stop: StopCheck | None = None
     ) -> list[aiosqlite.Row]:
-        async with self._read(stop) as reader, reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        async with self._read(stop) as reader:
+            return list(await reader.execute_fetchall(sql, params))
 
     async def fetch_one(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, stop: StopCheck | None = None
     ) -> aiosqlite.Row | None:
-        async with self._read(stop) as reader, reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        def first(connection: sqlite3.Connection) -> aiosqlite.Row | None:
+            cursor = connection.execute(sql, params)
+            try:
+                return cursor.fetchone()  # type: ignore[no-any-return]
+            finally:
+                cursor.close()  # a statement left open would hold this reader's snapshot
+
+        async with self._read(stop) as reader:
+            return await _on_thread(reader, first)
 
     async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
         """Run several writes as one transaction."""
         async with self.transaction() as connection:
             for sql, params in statements:
                 await connection.execute(sql, params)
+
+
+async def _on_thread(connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work(the sqlite3 connection)` on the aiosqlite connection's own thread, in its queue: one hop.
+
+    aiosqlite has no public call for this; `_execute` (its queue) and `_conn` are stable across 0.x.
+    """
+    return await connection._execute(work, connection._conn)  # type: ignore[no-any-return]
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

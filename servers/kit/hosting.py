@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -97,8 +97,13 @@ def _cause(error: BaseException) -> BaseException:
     return error
 
 
-def http_app(servers: Mapping[str, MCPServer[Any]], identity_db: Path) -> Starlette:
+def http_app(
+    servers: Mapping[str, MCPServer[Any]], identity_db: Path, *, json_response: Collection[str] = ()
+) -> Starlette:
     """One Starlette app serving each server at `/NAME/mcp` behind the bearer gate, plus `/healthz`.
+
+    The servers named in `json_response` answer each call with one JSON body rather than an SSE
+    stream: cheaper, and fine for a server that sends no notification during a call.
 
     A mounted app's own lifespan never runs, so this app's lifespan enters every
     server's session manager (which in turn runs the server's lifespan), and closes the
@@ -125,7 +130,9 @@ def http_app(servers: Mapping[str, MCPServer[Any]], identity_db: Path) -> Starle
     routes += [
         Mount(
             f"/{name}",
-            app=require_agent_token(server.streamable_http_app(streamable_http_path="/mcp"), verifier),
+            app=require_agent_token(
+                server.streamable_http_app(streamable_http_path="/mcp", json_response=name in json_response), verifier
+            ),
         )
         for name, server in servers.items()
     ]
@@ -149,12 +156,14 @@ def serve_stdio(name: str, server: MCPServer[Any], settings: Settings) -> int:
     return 0
 
 
-def serve_http(servers: Mapping[str, MCPServer[Any]], settings: Settings) -> int:
-    """Serve `servers` over streamable HTTP until a stop signal, announcing each URL on stdout."""
+def serve_http(
+    servers: Mapping[str, MCPServer[Any]], settings: Settings, *, json_response: Collection[str] = ()
+) -> int:
+    """Serve `servers` over streamable HTTP until a stop signal, announcing each URL on stdout (see `http_app`)."""
     for name in servers:
         print(f"{name}: http://{settings.host}:{settings.port}{mcp_path(name)}", flush=True)
     print("each agent needs a bearer token: `aar tokens create NAME`; Ctrl-C stops", file=sys.stderr, flush=True)
-    app = http_app(servers, settings.identity_db)
+    app = http_app(servers, settings.identity_db, json_response=json_response)
     config = uvicorn.Config(
         app,
         host=settings.host,

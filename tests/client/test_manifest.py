@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from client.budget import RunClock
 from client.manifest import (
     ANTHROPIC_TOOL_NAME,
     RUN_MANIFEST_DIR,
@@ -15,6 +16,8 @@ from client.manifest import (
     manifest_from_dict,
     parse_duration,
 )
+from client.record import AgentProgress
+from client.team import KICKOFF_ROSTER, _kickoff
 
 
 def minimal(**extra: object) -> dict[str, object]:
@@ -110,3 +113,14 @@ def test_a_manifest_that_is_not_toml_names_the_file_and_the_line(tmp_path: Path)
 def test_a_missing_manifest_lists_the_shipped_ones(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="nine"):
         load_manifest(tmp_path / "absent.toml")
+
+
+def test_a_big_team_is_looked_up_by_name_and_its_kickoff_names_a_bounded_roster() -> None:
+    team = [{"name": f"agent-{n}", "direction": f"direction {n}."} for n in range(KICKOFF_ROSTER + 30)]
+    manifest = manifest_from_dict(minimal(agents=team), Path("big.toml"))
+    assert manifest.agent("agent-70").direction == "direction 70."
+    kickoff = _kickoff(manifest, "agent-0", AgentProgress(), RunClock(None))
+    assert "agent-0:" not in kickoff and "agent-1: direction 1." in kickoff
+    assert f"agent-{KICKOFF_ROSTER}: direction {KICKOFF_ROSTER}." in kickoff  # the 50 others after agent-0
+    assert f"agent-{KICKOFF_ROSTER + 1}:" not in kickoff
+    assert "and 29 more" in kickoff
