@@ -97,7 +97,9 @@ def json_rpc_result(headers: dict[str, str], payload: bytes) -> dict[str, Any]:
     """The JSON-RPC response in a JSON body or in the `message` events of an SSE stream."""
     if headers.get("content-type", "").startswith("text/event-stream"):
         messages = [
-            json.loads(line[5:]) for line in payload.decode().splitlines() if line.startswith("data:") and line[5:].strip()
+            json.loads(line[5:])
+            for line in payload.decode().splitlines()
+            if line.startswith("data:") and line[5:].strip()
         ]
         responses = [message for message in messages if "result" in message or "error" in message]
         if not responses:
@@ -142,7 +144,11 @@ class Session:
         return json_rpc_result(headers, payload)
 
     async def open(self, connection: Connection) -> None:
-        params = {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "wire", "version": "0"}}
+        params = {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "wire", "version": "0"},
+        }
         body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}).encode()
         status, headers, payload = await connection.post(f"/{self.server}/mcp", self.headers(), body)
         if status != 200:
@@ -162,7 +168,12 @@ SNAPSHOT: dict[str, str] = {}
 def tools() -> list[tuple[str, str, str, Arguments]]:
     """(label, server, tool, arguments for call number n) of each measured tool."""
     return [
-        ("forum.post", "forum", "post", lambda n: {"title": f"wire {n}", "body": "a short finding " * 30, "kind": "note"}),
+        (
+            "forum.post",
+            "forum",
+            "post",
+            lambda n: {"title": f"wire {n}", "body": "a short finding " * 30, "kind": "note"},
+        ),
         ("forum.search common word", "forum", "search", lambda n: {"query": COMMON_WORD, "limit": 20}),
         ("forum.search rare word", "forum", "search", lambda n: {"query": RARE_WORD, "limit": 20}),
         ("forum.feed 100 new posts", "forum", "feed", lambda n: {"since": 9_900, "limit": 100}),
@@ -184,7 +195,9 @@ async def open_sessions(port: int, server: str, tokens: list[str], connections: 
     return sessions
 
 
-async def load(port: int, sessions: list[Session], tool: str, arguments: Arguments, connections: int, seconds: float) -> dict[str, float]:
+async def load(
+    port: int, sessions: list[Session], tool: str, arguments: Arguments, connections: int, seconds: float
+) -> dict[str, float]:
     """`connections` keep-alive connections call `tool` back to back for `seconds`, rotating over `sessions`."""
     latencies: list[float] = []
     failures: list[str] = []
@@ -293,7 +306,10 @@ async def run(
                         "tool": label,
                         "calls": sum(run["calls"] for run in runs),
                         "errors": sum(run["errors"] for run in runs),
-                        **{key: statistics.median(run[key] for run in runs) for key in ("per_second", "p50_ms", "p99_ms", "server_cpu_ms")},
+                        **{
+                            key: statistics.median(run[key] for run in runs)
+                            for key in ("per_second", "p50_ms", "p99_ms", "server_cpu_ms")
+                        },
                     }
                     rows.append(row)
                     print(f"{count:5} {label:26} {row['per_second']:7.0f}/s  p50 {row['p50_ms']:6.1f} ms"
@@ -318,7 +334,9 @@ def main() -> None:
     result = asyncio.run(run(counts, args.connections, args.seconds, args.posts, args.repeats, args.only))
     print(f"{'sessions':>8} {'tool':26} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}")
     for row in result["rows"]:
-        print(f"{row['sessions']:8} {row['tool']:26} {row['per_second']:8.0f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {row['server_cpu_ms']:7.2f}")
+        print(
+            f"{row['sessions']:8} {row['tool']:26} {row['per_second']:8.0f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {row['server_cpu_ms']:7.2f}"
+        )
     for entry in result["memory"]:
         print(f"{entry['sessions']:8} sessions x 2 servers open: server RSS {entry['rss_mib']:.0f} MiB"
               f" (idle {entry['idle_rss_mib']:.0f} MiB)")  # fmt: skip

@@ -106,7 +106,12 @@ class MessagesBackend:
     """
 
     def __init__(self, *, api_key: str, base_url: str | None, retry: Retry, timeout_s: float = 600.0) -> None:
-        self._options: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "max_retries": 0, "timeout": timeout_s}
+        self._options: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "max_retries": 0,
+            "timeout": timeout_s,
+        }
         self._clients: list[anthropic.AsyncAnthropic] = []
         self._client_of: dict[str, anthropic.AsyncAnthropic] = {}
         self._retry = retry
