@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from servers.storage.server import open_repository
-from tests.support import call, fingerprint, make_settings, memory_client
+from tests.support import call, fingerprint, make_settings, memory_client, pgr_ready
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ async def _cited_work(data_dir: Path) -> dict[str, Any]:
 
     async def save(agent: str, text: str, based_on: str | None = None) -> str:
         saved = await repository.save(
-            agent=agent, files={"method.py": METHOD + text}, message=text, based_on=based_on, delete=[]
+            agent=agent, files={"method.py": METHOD + f"TAG = {text!r}\n"}, message=text, based_on=based_on, delete=[]
         )
         return saved.id
 
@@ -35,6 +35,7 @@ async def _cited_work(data_dir: Path) -> dict[str, Any]:
     work["scored"] = await save("alice", "# 3\n", based_on=work["bobs"])
     for agent, snapshot in (("alice", "scored"), ("bob", "bobs")):
         async with memory_client("pgr", data_dir, agent) as pgr:
+            await pgr_ready(pgr)  # distinct code per snapshot: the scorer refuses uncredited copies
             submitted = await call(pgr, "submit", {"snapshot": work[snapshot], "entry_point": "method.py:method"})
             work[f"{agent}_submission"] = submitted["id"]
     work["later"] = await save("alice", "# 4\n")

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from servers.storage.server import open_repository
-from tests.support import HttpServer, make_settings, running_http_server
+from tests.support import HttpServer, make_settings, pgr_ready, running_http_server
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +35,7 @@ async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir
     )
     server = HttpServer(data_dir).start()
     async with server.client("pgr", "alice") as client:
+        await pgr_ready(client)
         ids = []
         for _ in range(2):
             submitted = await client.call_tool("submit", {"snapshot": snapshot.id, "entry_point": "method.py:method"})
