@@ -23,7 +23,7 @@ HANG_S = 60
 def test_a_stdio_server_that_cannot_start_exits_non_zero_and_says_why(tmp_path: Path) -> None:
     """Another PGR server holds the data directory: the second one must not hang with its store open."""
     data_dir = tmp_path / "data"
-    lock_path = data_dir / "pgr" / "sandbox" / "service.lock"
+    lock_path = data_dir / "pgr" / "frozen" / "sandbox" / "service.lock"  # the first of its two sandboxes
     lock_path.parent.mkdir(parents=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running PGR server's sandbox holds it
