@@ -124,7 +124,9 @@ async def test_a_method_that_takes_one_bit_from_its_teacher_is_flagged_and_an_ho
     assert all(row["pgr_mean"] is not None for row in secret) and "secret-1" in board[0]["tasks"]
     for row in official["results"]:
         assert all(_on_grid(row[key]) for key in ("pgr_mean", "pgr_se", "shuffled_pgr", "decoy_pgr"))
-        assert row["shuffled_pgr"] < row["pgr_mean"]
+    # self-training can find a task's structure without a teacher on some tasks, so the rule averages
+    losses = [row["pgr_mean"] - row["shuffled_pgr"] for row in official["results"]]
+    assert sum(losses) / len(losses) > 0.25
 
 
 async def test_hand_written_knowledge_of_a_public_task_is_flagged_by_the_secret_task(data_dir: Path) -> None:
