@@ -20,8 +20,8 @@ import numpy as np
 
 from servers.pgr.testbed import TaskBench
 from servers.w2s.api import FINETUNE
+from servers.w2s.evaluate import evaluate
 from servers.w2s.methods import BASELINES
-from servers.w2s.scoring import accuracy, pgr, to_labels
 
 __all__ = ["REFERENCE_METHOD", "main"]
 
@@ -49,23 +49,15 @@ def ceilings(bench: TaskBench) -> None:
                 print(f"ceiling {task} seed {seed} {control}", file=sys.stderr, flush=True)
 
 
-def reference_means(bench: TaskBench) -> dict[str, float]:
+def reference_means(bench: TaskBench, cache_dir: Path) -> dict[str, float]:
     """Mean test PGR of the reference method per scored task (where defined)."""
-    method = BASELINES[REFERENCE_METHOD]
     means: dict[str, float] = {}
-    for task in bench.scored:
-        values = []
-        for seed in bench.seeds:
-            data = bench.seed_data(task, seed)
-            inp = bench.testbed.method_input(data, "test")
-            predicted = to_labels(method(inp), len(inp.eval_texts))
-            acc = accuracy(predicted, data.task.labels[data.splits.test])
-            score = pgr(data.acc_weak["test"], data.acc_ceiling["test"], acc)
-            if score is not None:
-                values.append(score)
+    for name, task in bench.scored.items():
+        results = evaluate(task, BASELINES[REFERENCE_METHOD], bench.seeds, cache_dir=cache_dir)
+        values = [result.pgr for result in results if result.pgr is not None]
         if values:
-            means[task] = float(np.mean(values))
-        print(f"reference {task}: {means.get(task)}", file=sys.stderr, flush=True)
+            means[name] = float(np.mean(values))
+        print(f"reference {name}: {means.get(name)}", file=sys.stderr, flush=True)
     return means
 
 
@@ -87,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         ceilings(bench)
     else:
         out = args.out or Path("reference.json")
-        out.write_text(json.dumps({"method": REFERENCE_METHOD, "means": reference_means(bench)}))
+        out.write_text(json.dumps({"method": REFERENCE_METHOD, "means": reference_means(bench, args.cache_dir)}))
     return 0
 
 

@@ -59,6 +59,7 @@ from servers.sandbox.service import Sandbox
 from servers.storage.models import SnapshotId
 from servers.storage.server import open_repository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
+from servers.w2s.encoders import minilm_dir
 
 logger = logging.getLogger(__name__)
 
@@ -171,8 +172,6 @@ def runner_sandbox_config(settings: Settings, mode: StrongMode) -> SandboxConfig
     limits = dataclasses.replace(config.limits, job_timeout_s=settings.pgr_submission_timeout_s)
     hidden = config.hidden_paths
     if mode == FROZEN:
-        from servers.w2s.encoders import minilm_dir
-
         hidden = (*hidden, str(minilm_dir()), *map(str, settings.sandbox_model_dirs))
     return dataclasses.replace(
         config, data_dir=settings.data_dir / "pgr" / mode, limits=limits, mounts=(), hidden_paths=hidden

@@ -13,7 +13,6 @@ Both draw their randomness from a key the method never sees (the server's secret
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Literal
 
@@ -68,5 +67,4 @@ def decoy_task(task: Task, features: np.ndarray, key: bytes) -> Task:
     flip = rng.random(len(labels)) < DECOY_NOISE
     labels[flip] = 1 - labels[flip]
     digest = hashlib.sha256(task.data_hash.encode() + labels.tobytes()).hexdigest()
-    spec = dataclasses.replace(task.spec, name=task.name)
-    return Task(spec=spec, texts=task.texts, labels=labels, data_hash=digest, strata=task.split_labels)
+    return Task(spec=task.spec, texts=task.texts, labels=labels, data_hash=digest, strata=task.split_labels)
