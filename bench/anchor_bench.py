@@ -321,8 +321,9 @@ def main() -> None:
                         else:
                             result = wrk(forum.port, forum_loads(forum.sessions())[label], args.seconds, scratch)
                         rows.append({"endpoint": label, "server": server, "round": round_number, **result})
-                        print(f"{label:22} {server:5} {result['per_second']:8.0f}/s  p50 {result['p50_ms']:7.1f} ms"
-                              f"  p99 {result['p99_ms']:7.1f} ms  failures {result['failures']}", file=sys.stderr)  # fmt: skip
+                        print(f"{label:22} {server:5} {result['per_second']:8.0f}/s"
+                              f"  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms"
+                              f"  failures {result['failures']}", file=sys.stderr)  # fmt: skip
             catching_up = catch_up(study, forum)
             for label, figures in catching_up.items():
                 print(f"{label:30} {figures['ms']:8.1f} ms  {figures['bytes'] / 1024:9.0f} KiB", file=sys.stderr)
