@@ -47,7 +47,7 @@ max_features = 5000
 [strong]
 kind = "minilm-frozen"
 max_length = 32
-batch_size = 128
+batch_size = 512
 dtype = "float32"
 
 [recipe]
