@@ -174,7 +174,7 @@ def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, .
 
 
 class ToolCatalogue:
-    """Every tool the servers declare (manifests/servers/*.json), as `server__tool` names with annotations."""
+    """Every tool the servers declare (manifests/servers/NAME/lock.json), as `server__tool` names with annotations."""
 
     def __init__(self, manifests: Mapping[str, Mapping[str, Any]]) -> None:
         self.servers = {
@@ -183,7 +183,7 @@ class ToolCatalogue:
 
     @classmethod
     def load(cls, directory: Path = SERVER_MANIFEST_DIR) -> ToolCatalogue:
-        return cls({path.stem: json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))})
+        return cls({path.parent.name: json.loads(path.read_text()) for path in sorted(directory.glob("*/lock.json"))})
 
     def names(self, servers: Sequence[str]) -> list[str]:
         return [f"{server}{TOOL_SEPARATOR}{tool}" for server in servers for tool in self.servers.get(server, {})]
