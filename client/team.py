@@ -283,8 +283,8 @@ async def _servers(
     )
     stack.callback(launched.stop)
     urls = await launched.start(manifest.servers.use)
-    session["servers"] = {"url": launched.base_url, "pid": launched.pid}
-    logger.info("servers: %s (data in %s)", launched.base_url, run_dir.servers_dir)
+    session["servers"] = {"urls": urls, "pids": launched.pids}
+    logger.info("servers: %s (data in %s)", ", ".join(urls.values()), run_dir.servers_dir)
     return ServerSet(urls=urls, tokens=await launched.create_tokens(names))
 
 
