@@ -34,6 +34,10 @@ async def check(name: str, data_dir: Path) -> None:
         tools = sorted(tool.name for tool in (await client.list_tools()).tools)
         declared = manifest.load(name)
         assert tools == sorted(tool["name"] for tool in declared["tools"]), f"{name}: {tools}"
+        if name == "sandbox":  # the installed packages hold the task packs: the sandbox's Python must not see them
+            probe = f"python3 -c 'import mcp' && test ! -e {installed / 'servers'} && echo isolated"
+            ran = await client.call_tool("exec", {"command": probe})
+            assert not ran.is_error and (ran.structured_content or {}).get("stdout", "").strip() == "isolated", ran
         if declared["resources"]:
             first = declared["resources"][0]["uri"]
             content = await client.read_resource(first)
