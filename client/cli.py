@@ -17,7 +17,7 @@ from servers import catalog
 from servers.kit import manifest
 from servers.kit.errors import ToolInputError
 from servers.kit.hosting import configure_logging, serve_http, serve_stdio
-from servers.kit.identity import TokenStore, validate_agent_name
+from servers.kit.identity import TokenStore, validate_agent_name, validate_identity
 from servers.kit.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the servers' commands should not pay for the client's imports
@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.name == "all":
             print("error: `aar serve all` needs --http (stdio carries one server per process)", file=sys.stderr)
             return 2
-        agent = validate_agent_name(args.agent or _local_user())
+        agent = validate_identity(args.agent or _local_user())
         return serve_stdio(args.name, catalog.factory(args.name)(settings, local_agent=agent), settings)
     servers = {name: catalog.factory(name)(settings) for name in names}
     return serve_http(servers, settings, json_response=catalog.ANSWERS_AT_ONCE)

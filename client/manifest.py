@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from client.costs import Price, context_window, known_price
-from servers.kit.identity import AGENT_NAME
+from servers.kit.identity import AGENT_NAME, OPERATOR_ONLY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_MANIFEST_DIR = PROJECT_ROOT / "manifests" / "runs"
@@ -178,7 +178,8 @@ class ToolCatalogue:
 
     def __init__(self, manifests: Mapping[str, Mapping[str, Any]]) -> None:
         self.servers = {
-            name: {tool["name"]: tool for tool in manifest["tools"]} for name, manifest in manifests.items()
+            name: {tool["name"]: tool for tool in manifest["tools"] if not tool.get("_meta", {}).get(OPERATOR_ONLY)}
+            for name, manifest in manifests.items()
         }
 
     @classmethod
