@@ -1,7 +1,7 @@
 """One agent's tools: MCP servers over streamable HTTP, offered to the model as Anthropic tools.
 
 A tool `exec` of server `sandbox` is offered as `sandbox__exec`, with the description and input
-schema the server declares (manifests/servers/*.json, which the server tests keep equal to the
+schema the server declares (manifests/servers/NAME/lock.json, which the server tests keep equal to the
 live servers); every agent with the same allowlist gets the same list, so the prompt cache is
 shared. A call outside the agent's allowlist never reaches a server: it is refused, and the
 refusal is what the model reads. Each agent has its own bearer token and its own connections,

@@ -7,7 +7,6 @@ import asyncio
 import getpass
 import json
 import logging
-import os
 import re
 import sys
 import tempfile
@@ -17,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from servers import catalog
 from servers.kit import manifest
 from servers.kit.errors import ToolInputError
-from servers.kit.hosting import configure_logging, mcp_path, serve_http, serve_stdio
-from servers.kit.identity import TokenStore, validate_agent_name
+from servers.kit.hosting import configure_logging, serve_http, serve_stdio
+from servers.kit.identity import TokenStore, validate_agent_name, validate_identity
 from servers.kit.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the servers' commands should not pay for the client's imports
@@ -42,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.name == "all":
             print("error: `aar serve all` needs --http (stdio carries one server per process)", file=sys.stderr)
             return 2
-        agent = validate_agent_name(args.agent or _local_user())
+        agent = validate_identity(args.agent or _local_user())
         return serve_stdio(args.name, catalog.factory(args.name)(settings, local_agent=agent), settings)
     servers = {name: catalog.factory(name)(settings) for name in names}
     return serve_http(servers, settings, json_response=catalog.ANSWERS_AT_ONCE)
@@ -73,7 +72,7 @@ async def _manifest(args: argparse.Namespace) -> int:
         manifest.DOCS_DIR.mkdir(parents=True, exist_ok=True)
         for name in catalog.server_names():
             path = manifest.DOCS_DIR / f"{name}.md"
-            path.write_text(manifest.reference(manifest.load(name)))
+            path.write_text(manifest.reference(name))
             print(path)
         return 0
     failures = 0
@@ -82,80 +81,23 @@ async def _manifest(args: argparse.Namespace) -> int:
         for name in catalog.server_names():
             live = await manifest.describe(name, catalog.factory(name)(settings, local_agent="manifest"))
             if args.check:
-                problems = (
-                    manifest.drift(manifest.load(name), live) if manifest.manifest_path(name).exists() else ["missing"]
-                )
+                problems = manifest.drift(name, live)
                 for problem in problems:
                     print(f"{name}: {problem}", file=sys.stderr)
                 failures += bool(problems)
             else:
-                print(manifest.write(live))
+                for path in manifest.write(name, live):
+                    print(path)
     return 1 if failures else 0
 
 
-def _own_command() -> list[str]:
-    """The command line that starts this very `aar`: its script when run as one, else this interpreter
-    with `-m client.cli` (never the first `aar` on PATH, which may be another installation)."""
-    launched = Path(sys.argv[0])
-    if launched.name == "aar" and launched.is_file():
-        return [str(launched.resolve())]
-    return [sys.executable, "-m", "client.cli"]
-
-
-def _env_value(value: Any) -> str:
-    """A setting as its AAR_* variable holds it; paths absolute (Claude Desktop starts servers from /)."""
-    if isinstance(value, Path):
-        return str(value.resolve())
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value, default=lambda item: str(Path(item).resolve()))
-    return str(value)
-
-
-def _settings_env(settings: Settings) -> dict[str, str]:
-    """Every setting that differs from its default (from the environment or .env), and the data directory."""
-    env = {"AAR_DATA_DIR": _env_value(settings.data_dir)}
-    for name, field in Settings.model_fields.items():
-        value = getattr(settings, name)
-        if value != field.get_default(call_default_factory=True):
-            env[f"AAR_{name.upper()}"] = _env_value(value)
-    if os.environ.get("PYTHONPATH"):  # the code this `aar` runs, where it is not installed
-        env["PYTHONPATH"] = os.pathsep.join(
-            str(Path(part).resolve()) for part in os.environ["PYTHONPATH"].split(os.pathsep) if part
-        )
-    return env
-
-
 def _desktop_config(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    command, *prefix = _own_command()
-    env = _settings_env(settings)
-    agent = args.agent or _local_user()
-    stdio = {
-        name: {"command": command, "args": [*prefix, "serve", name, "--agent", agent], "env": env}
-        for name in catalog.server_names()
-    }
-    desktop = {"mcpServers": stdio}
-    code_servers: dict[str, Any] = {name: {"type": "stdio", **entry} for name, entry in stdio.items()}
-    code_http = {
-        name: {
-            "type": "http",
-            "url": f"http://{settings.host}:{settings.port}{mcp_path(name)}",
-            "headers": {"Authorization": "Bearer ${AAR_TOKEN}"},
-        }
-        for name in catalog.server_names()
-    }
-    blocks = {
-        "desktop": desktop,
-        "code": {"mcpServers": code_servers},
-        "code-http": {"mcpServers": code_http},
-    }
+    blocks = manifest.client_configs(get_settings(), args.agent or _local_user())
     if args.format != "all":
         print(json.dumps(blocks[args.format], indent=2))
         return 0
     print("# Claude Desktop: merge into claude_desktop_config.json")
-    print(json.dumps(desktop, indent=2))
+    print(json.dumps(blocks["desktop"], indent=2))
     print("\n# Claude Code: save as .mcp.json in your project (stdio)")
     print(json.dumps(blocks["code"], indent=2))
     print("\n# Claude Code over HTTP, against `aar serve all --http` (export AAR_TOKEN from `aar tokens create NAME`)")
@@ -320,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("action", choices=["create", "list", "revoke"])
     tokens.add_argument("names", nargs="*", metavar="NAME")
 
-    manifest_command = commands.add_parser("manifest", help="Write manifests/servers/*.json from the live servers.")
+    manifest_command = commands.add_parser("manifest", help="Write manifests/servers/NAME/*.json from the live servers.")
     manifest_command.add_argument(
         "action", choices=["export", "docs"], help="docs: write docs/tools/NAME.md from the manifests."
     )

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from client.costs import Price, context_window, known_price
-from servers.kit.identity import AGENT_NAME
+from servers.kit.identity import AGENT_NAME, OPERATOR_ONLY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_MANIFEST_DIR = PROJECT_ROOT / "manifests" / "runs"
@@ -174,16 +174,17 @@ def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, .
 
 
 class ToolCatalogue:
-    """Every tool the servers declare (manifests/servers/*.json), as `server__tool` names with annotations."""
+    """Every tool the servers declare (manifests/servers/NAME/lock.json), as `server__tool` names with annotations."""
 
     def __init__(self, manifests: Mapping[str, Mapping[str, Any]]) -> None:
         self.servers = {
-            name: {tool["name"]: tool for tool in manifest["tools"]} for name, manifest in manifests.items()
+            name: {tool["name"]: tool for tool in manifest["tools"] if not tool.get("_meta", {}).get(OPERATOR_ONLY)}
+            for name, manifest in manifests.items()
         }
 
     @classmethod
     def load(cls, directory: Path = SERVER_MANIFEST_DIR) -> ToolCatalogue:
-        return cls({path.stem: json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))})
+        return cls({path.parent.name: json.loads(path.read_text()) for path in sorted(directory.glob("*/lock.json"))})
 
     def names(self, servers: Sequence[str]) -> list[str]:
         return [f"{server}{TOOL_SEPARATOR}{tool}" for server in servers for tool in self.servers.get(server, {})]

@@ -1,8 +1,8 @@
-"""The servers a run uses: launched for it (`aar serve all --http`, data under the run directory) or running ones.
+"""The servers a run uses: launched for it (as their manifests say, data under the run directory) or running ones.
 
-A launched server set gets a free loopback port and one bearer token per agent; it is asked to
-die with the client (PR_SET_PDEATHSIG), so even a `kill -9` of the client leaves no server
-holding the run's data, and a resumed run starts a fresh one on the same data.
+Each launched server gets a free loopback port, and each agent one bearer token; each server is asked
+to die with the client (PR_SET_PDEATHSIG), so even a `kill -9` of the client leaves no server
+holding the run's data, and a resumed run starts fresh ones on the same data.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import anyio
 import httpx2
 
 from client.manifest import RunManifest
-from servers.kit.hosting import mcp_path
+from servers.kit import manifest as server_manifests
 from servers.kit.identity import TokenStore
-from servers.kit.settings import get_settings
+from servers.kit.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,97 +55,101 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class _ServerProcess:
+    """One server as its manifest launches it over streamable HTTP, on its own free loopback port."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self.port = _free_port()
+        self.command = [*command, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{server_manifests.http_path(self.name)}"
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 class LaunchedServers:
-    """`aar serve all --http` as a child process with its own data directory."""
+    """Each server the run uses, started as its manifest says (manifests/servers/NAME/server.json), with
+    the run's data directory."""
 
     def __init__(self, data_dir: Path, log_path: Path, *, env: dict[str, str], unsafe_no_isolation: bool) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
-        self.port = _free_port()
         # the testbed cache is keyed by content, so every run shares the user's (minutes saved per run)
         shared = {"AAR_W2S_CACHE_DIR": str(get_settings().cache_dir)}
         self._env = {**os.environ, **shared, **env, "AAR_DATA_DIR": str(data_dir)}
         self._unsafe = unsafe_no_isolation
-        self._process: subprocess.Popen[bytes] | None = None
+        self._servers: list[_ServerProcess] = []
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
+    def pids(self) -> dict[str, int]:
+        return {server.name: server.process.pid for server in self._servers if server.process is not None}
 
     async def start(self, names: list[str]) -> dict[str, str]:
-        """Start the servers and wait until they answer; the URL of each server in `names`."""
+        """Start the servers in `names` and wait until each answers; the URL of each."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "client.cli",
-            "serve",
-            "all",
-            "--http",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        if self._unsafe:
-            command.append("--unsafe-no-isolation")
+        for name in names:
+            try:
+                command = server_manifests.launch_command(name, "http")
+            except FileNotFoundError as error:
+                self.stop()
+                raise ServerStartError(f"this installation has no manifest for server {name!r} ({error})") from None
+            self._servers.append(_ServerProcess(name, [*command, *(["--unsafe-no-isolation"] if self._unsafe else [])]))
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                command, env=self._env, stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent
-            )
-        served = await self._wait_healthy()
-        missing = [name for name in names if name not in served]
-        if missing:
-            self.stop()
-            raise ServerStartError(
-                f"this installation does not serve {', '.join(missing)} (it serves {', '.join(served)})"
-            )
-        return {name: self.base_url + mcp_path(name) for name in names}
+            for server in self._servers:
+                server.process = subprocess.Popen(
+                    server.command, env=self._env, stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent
+                )
+        for server in self._servers:
+            await self._wait_healthy(server)
+        return {server.name: server.url for server in self._servers}
 
-    async def _wait_healthy(self) -> list[str]:
+    async def _wait_healthy(self, server: _ServerProcess) -> None:
         """Poll /healthz (another process: there is no event to await) until it answers or the process exits."""
-        assert self._process is not None
+        assert server.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         async with httpx2.AsyncClient(timeout=2) as http:
             while time.monotonic() < deadline:
-                if self._process.poll() is not None:
+                if server.process.poll() is not None:
+                    self.stop()
                     raise ServerStartError(
-                        f"the servers exited at start; their log ({self.log_path}):\n{self._log_tail()}"
+                        f"the {server.name} server exited at start; the log ({self.log_path}):\n{self._log_tail()}"
                     )
                 try:
-                    response = await http.get(self.base_url + "/healthz")
+                    response = await http.get(f"http://127.0.0.1:{server.port}/healthz")
                     if response.status_code == 200:
-                        return list(response.json()["servers"])
+                        return
                 except httpx2.TransportError:
                     pass
                 await anyio.sleep(0.2)
         self.stop()
-        raise ServerStartError(f"the servers did not answer within {START_TIMEOUT_S:g} s; see {self.log_path}")
+        raise ServerStartError(f"the {server.name} server did not answer within {START_TIMEOUT_S:g} s; see {self.log_path}")
 
     def _log_tail(self, lines: int = 15) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     async def create_tokens(self, agents: list[str]) -> dict[str, str]:
         """One fresh token per agent (an agent's earlier token is revoked)."""
-        store = await TokenStore.open(self.data_dir / "identity.sqlite")
+        store = await TokenStore.open(Settings(data_dir=self.data_dir).identity_db)
         try:
             return {agent: await store.create(agent) for agent in agents}
         finally:
             await store.close()
 
     def stop(self) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        for server in self._servers:
+            server.stop()
 
 
 def connected_servers(manifest: RunManifest, environ: dict[str, str] | os._Environ[str]) -> ServerSet:

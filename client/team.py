@@ -27,6 +27,7 @@ from client.backends.anthropic import MessagesBackend
 from client.bridge import ToolBridge
 from client.budget import RunClock, describe_left
 from client.console.app import create_console
+from client.console.front import ServerLinks
 from client.console.run import LiveTeam, RunView
 from client.console.serve import ConsoleOptions, console_running
 from client.manifest import RunManifest, ToolCatalogue, load_manifest, manifest_from_dict, resolve_manifest_path
@@ -37,6 +38,7 @@ from client.servers import LaunchedServers, ServerSet, connected_servers
 from client.steering import ActionLog, TeamControls
 from client.summary import build_summary, write_summary
 from client.view import live_view, render_text, status_table, summary_table
+from servers.kit.identity import operator_identity
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,9 @@ async def run_team(request: RunRequest) -> RunResult:
             await stack.enter_async_context(
                 console_running(lambda access: create_console(view, access), request.console, request.announce)
             )
-        servers = await _servers(manifest, run_dir, names, request.environ, stack, session)
+        operators = [operator_identity(name) for name in request.console.operators] if request.console else []
+        servers = await _servers(manifest, run_dir, [*names, *operators], request.environ, stack, session)
+        live.servers = ServerLinks(servers.urls, {name: servers.tokens[name] for name in operators if name in servers.tokens})
         run_dir.write_info(info)
         await _await_pgr(servers, names[0], catalogue, announce)
         clock = RunClock(manifest.budget.deadline, float(info.get("elapsed_s", 0.0)))
@@ -283,8 +287,8 @@ async def _servers(
     )
     stack.callback(launched.stop)
     urls = await launched.start(manifest.servers.use)
-    session["servers"] = {"url": launched.base_url, "pid": launched.pid}
-    logger.info("servers: %s (data in %s)", launched.base_url, run_dir.servers_dir)
+    session["servers"] = {"urls": urls, "pids": launched.pids}
+    logger.info("servers: %s (data in %s)", ", ".join(urls.values()), run_dir.servers_dir)
     return ServerSet(urls=urls, tokens=await launched.create_tokens(names))
 
 

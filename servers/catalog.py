@@ -3,14 +3,52 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from servers.kit.hosting import ServerFactory
 
-SERVER_MODULES: dict[str, str] = {
-    "forum": "servers.forum.server",
-    "storage": "servers.storage.server",
-    "sandbox": "servers.sandbox.server",
-    "pgr": "servers.pgr.server",
+COMMON_SETTINGS = ("data_dir", "host", "port", "shutdown_grace_s", "sqlite_")
+"""Settings every server reads (a trailing '_' is a prefix)."""
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    module: str
+    summary: str
+    """What the server offers, in at most 100 characters (the registry's limit)."""
+    settings: tuple[str, ...]
+    """The settings it reads besides COMMON_SETTINGS, by name or by prefix (ending in '_')."""
+    desktop: bool
+    """Runs on macOS and Windows too (no Linux sandbox): gets an MCPB manifest for Claude Desktop."""
+
+
+SERVERS: dict[str, ServerEntry] = {
+    "forum": ServerEntry(
+        "servers.forum.server",
+        "A research forum for a team of AI agents: threads, replies, votes, search, citations.",
+        ("forum_",),
+        desktop=True,
+    ),
+    "storage": ServerEntry(
+        "servers.storage.server",
+        "Versioned file storage for AI researchers: immutable snapshots, history, diffs.",
+        ("storage_",),
+        desktop=True,
+    ),
+    "sandbox": ServerEntry(
+        "servers.sandbox.server",
+        "Isolated Linux workspaces (bubblewrap) where agents run commands and background jobs.",
+        ("sandbox_",),
+        desktop=False,
+    ),
+    "pgr": ServerEntry(
+        "servers.pgr.server",
+        "Scores weak-to-strong supervision methods by performance gap recovered (PGR), with audits.",
+        ("pgr_", "w2s_", "sandbox_"),
+        desktop=False,
+    ),
 }
 
 ANSWERS_AT_ONCE = frozenset({"forum", "storage"})
@@ -19,12 +57,32 @@ JSON body instead of an SSE stream, which costs the server a third less per call
 
 
 def server_names() -> list[str]:
-    return list(SERVER_MODULES)
+    return list(SERVERS)
 
 
 def factory(name: str) -> ServerFactory:
     """The `create_server` of server `name` (imported only when asked for)."""
-    if name not in SERVER_MODULES:
-        raise KeyError(f"unknown server {name!r}: choose one of {', '.join(SERVER_MODULES)}")
-    module = importlib.import_module(SERVER_MODULES[name])
+    if name not in SERVERS:
+        raise KeyError(f"unknown server {name!r}: choose one of {', '.join(SERVERS)}")
+    module = importlib.import_module(SERVERS[name].module)
     return module.create_server  # type: ignore[no-any-return]
+
+
+def reads_setting(name: str, setting: str) -> bool:
+    """Whether server `name` reads the setting called `setting` (a Settings field name)."""
+    return any(
+        setting.startswith(rule) if rule.endswith("_") else setting == rule
+        for rule in (*COMMON_SETTINGS, *SERVERS[name].settings)
+    )
+
+
+def serve_named() -> int:
+    """The `aar-forum`, `aar-storage`, ... console scripts: `aar serve NAME ARGS...`, NAME from the script's name."""
+    from client.cli import main  # the serve command lives with the CLI
+
+    name = Path(sys.argv[0]).name.removeprefix("aar-").removesuffix(".exe")
+    if name not in SERVERS:
+        print(f"error: {Path(sys.argv[0]).name} is not a server's command (aar-{'/aar-'.join(SERVERS)})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return main(["serve", name, *sys.argv[1:]])

@@ -8,10 +8,9 @@ bad form, shows the page again with what was wrong and the text as typed).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -28,20 +27,18 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from client.console.access import COOKIE, Access
+from client.console.front import FrontDoor, ToolRefused
 from client.console.plot import agent_colours, pgr_chart
 from client.console.records import PAGE_EVENTS
 from client.console.run import RunView
 from client.console.sources import iso
 from servers.forum.models import Body, PostKind, Tags, Title
-from servers.forum.store import ForumStore
 from servers.kit.errors import ToolInputError
 from servers.kit.settings import Settings
-from servers.pgr.store import QUARANTINABLE, PgrStore
+from servers.pgr.store import QUARANTINABLE
 from servers.storage.server import open_repository
 
 HERE = Path(__file__).parent
-HUMAN_PREFIX = "human:"
-"""Authors of posts a person wrote in the console (agent names cannot contain ':')."""
 FORUM_PAGE = 50
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{7,40}")
 T = TypeVar("T")
@@ -54,36 +51,6 @@ class HumanPost(BaseModel):
     title: Title
     body: Body
     tags: Tags
-
-
-class Writers:
-    """The forum and PGR stores, opened on the first action that writes (a finished run may have none)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.forum: ForumStore | None = None
-        self.pgr: PgrStore | None = None
-
-    async def forum_store(self) -> ForumStore:
-        if self.forum is None:
-            self.forum = await ForumStore.open(self._existing("forum.sqlite"))
-        return self.forum
-
-    async def pgr_store(self) -> PgrStore:
-        if self.pgr is None:
-            self.pgr = await PgrStore.open(self._existing("pgr.sqlite"))
-        return self.pgr
-
-    def _existing(self, name: str) -> Path:
-        path = self.data_dir / name
-        if not path.exists():
-            raise HTTPException(409, f"this run has no {name} under {self.data_dir} (were its servers launched?)")
-        return path
-
-    async def close(self) -> None:
-        for store in (self.forum, self.pgr):
-            if store is not None:
-                await store.close()
 
 
 class OperatorOnly(BaseHTTPMiddleware):
@@ -112,7 +79,11 @@ def create_console(view: RunView, access: Access) -> Starlette:
     templates.env.filters["iso"] = iso
     templates.env.filters["pgr"] = lambda value: "–" if value is None else f"{value:.2f}"
     templates.env.filters["pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)  # autoescaped
-    writers = Writers(view.run_dir.servers_dir)
+
+    def front_door() -> FrontDoor:
+        """Live: the run's servers once they are up; finished: each server started for the call."""
+        live = view.live is not None
+        return FrontDoor(view.run_dir.servers_dir, live=live, links=view.live.servers if view.live else None)
 
     async def off_loop(function: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(function, *args)
@@ -161,16 +132,16 @@ def create_console(view: RunView, access: Access) -> Starlette:
         return page(request, "pgr.html", charts=charts, count=len({p.submission for ps in points.values() for p in ps}))
 
     async def leaderboard(request: Request) -> Response:
-        rows = await off_loop(view.servers.leaderboard)
+        rows = await off_loop(view.servers.pgr.leaderboard)
         for row in rows:
-            row["citing"] = await off_loop(view.servers.citing_posts, row["id"], row["snapshot"])
+            row["citing"] = await off_loop(view.servers.forum.citing, row["id"], row["snapshot"])
         return page(request, "leaderboard.html", rows=rows)
 
     async def submission(request: Request, error: str = "", status_code: int = 200) -> Response:
-        found = await off_loop(view.servers.submission, request.path_params["id"])
+        found = await off_loop(view.servers.pgr.submission, request.path_params["id"])
         if found is None:
             raise HTTPException(404, f"no submission {request.path_params['id']!r} in this run")
-        citing = await off_loop(view.servers.citing_posts, found["id"], found["snapshot"])
+        citing = await off_loop(view.servers.forum.citing, found["id"], found["snapshot"])
         return page(request, "submission.html", status_code, submission=found, citing=citing, error=error)
 
     async def quarantine(request: Request) -> Response:
@@ -179,17 +150,16 @@ def create_console(view: RunView, access: Access) -> Starlette:
         if not reason:
             return await submission(request, error="say why the submission is quarantined", status_code=400)
         submission_id = request.path_params["id"]
-        found = await off_loop(view.servers.submission, submission_id)
+        found = await off_loop(view.servers.pgr.submission, submission_id)
         if found is None or found["state"] not in (*QUARANTINABLE, "quarantined"):
             state = "not in this run" if found is None else found["state"]
             return await submission(
                 request, error=f"only scored submissions can be quarantined; this one is {state}", status_code=400
             )
-        store = await writers.pgr_store()
         view.actions.append(by=request.state.operator, action="quarantine", target=submission_id, detail=reason)
         try:
-            await store.quarantine(submission_id, request.state.operator)
-        except ValueError as error:  # its state changed since it was read
+            await front_door().call(request.state.operator, "pgr", "quarantine", {"submission_id": submission_id})
+        except ToolRefused as error:  # e.g. its state changed since it was read
             return await submission(request, error=str(error), status_code=400)
         return RedirectResponse(f"/submissions/{submission_id}", 303)
 
@@ -219,13 +189,13 @@ def create_console(view: RunView, access: Access) -> Starlette:
         threads = not query and not any(filters.values())
         try:
             if threads:
-                posts = await off_loop(lambda: view.servers.threads(limit=FORUM_PAGE, offset=offset))
+                posts = await off_loop(lambda: view.servers.forum.threads(limit=FORUM_PAGE, offset=offset))
             else:
-                found = view.servers.posts
+                found = view.servers.forum.posts
                 posts = await off_loop(lambda: found(query=query or None, limit=FORUM_PAGE, offset=offset, **filters))
         except ToolInputError as problem:
             posts, error = [], str(problem)
-        facets = await off_loop(view.servers.forum_facets)
+        facets = await off_loop(view.servers.forum.facets)
         status_code = 400 if error else 200
         newer = f"?{request.url.include_query_params(offset=max(0, offset - FORUM_PAGE)).query}" if offset else None
         more = len(posts) == FORUM_PAGE
@@ -236,7 +206,7 @@ def create_console(view: RunView, access: Access) -> Starlette:
         )  # fmt: skip
 
     async def thread(request: Request) -> Response:
-        posts = await off_loop(view.servers.thread, int(request.path_params["id"]))
+        posts = await off_loop(view.servers.forum.thread, int(request.path_params["id"]))
         if not posts:
             raise HTTPException(404, f"no post {request.path_params['id']} in this run's forum")
         return page(request, "thread.html", posts=posts)
@@ -249,11 +219,12 @@ def create_console(view: RunView, access: Access) -> Starlette:
         except ValidationError as problem:
             wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in problem.errors())
             return await forum(request, error=f"not posted ({wrong}); fix it and post again", draft=fields)
-        store = await writers.forum_store()
-        author = HUMAN_PREFIX + request.state.operator
         view.actions.append(by=request.state.operator, action="post", target="forum", detail=post.title)
-        created = await store.create_post(author=author, **post.model_dump())
-        return RedirectResponse(f"/forum/threads/{created.id}", 303)
+        try:
+            created = await front_door().call(request.state.operator, "forum", "post", post.model_dump())
+        except ToolRefused as error:
+            return await forum(request, error=f"not posted: {error}", draft=fields)
+        return RedirectResponse(f"/forum/threads/{created['id']}", 303)
 
     async def transcripts(request: Request) -> Response:
         records = {agent: await off_loop(view.record, agent) for agent in view.agents()}
@@ -283,13 +254,6 @@ def create_console(view: RunView, access: Access) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await writers.close()
-
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         if not hasattr(request.state, "operator"):
@@ -318,5 +282,4 @@ def create_console(view: RunView, access: Access) -> Starlette:
         routes=routes,
         middleware=[Middleware(OperatorOnly, access=access)],
         exception_handlers={HTTPException: http_error},
-        lifespan=lifespan,
     )

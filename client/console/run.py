@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from client.agent import AgentStatus
+from client.console.front import ServerLinks
 from client.console.plot import Point
 from client.console.records import FollowedRecord
 from client.console.sources import ServerData
@@ -33,6 +34,8 @@ class LiveTeam:
     controls: TeamControls
     notes: list[str] = field(default_factory=list)
     """What the run announced while starting (e.g. the PGR server preparing its tasks), newest last."""
+    servers: ServerLinks | None = None
+    """The run's servers once they are up, with the operators' tokens: the console writes through them."""
 
 
 class RunView:
@@ -76,7 +79,7 @@ class RunView:
     def team(self) -> dict[str, Any]:
         """The team page: one row per agent, and the team's spend against its budget."""
         manifest = self._manifest
-        last_posts = self.servers.last_posts()
+        last_posts = self.servers.forum.last_posts()
         rows = []
         for spec in manifest["agents"]:
             name = spec["name"]
@@ -130,7 +133,7 @@ class RunView:
         started = self._started_at
         mean: list[Point] = []
         tasks: dict[str, list[Point]] = {}
-        for submission in self.servers.submissions(state="done"):
+        for submission in self.servers.pgr.submissions(state="done"):
             minutes = ((submission["finished_at"] or time.time()) - started) / 60
             errors = [row.get("pgr_se") for row in submission["results"] if row.get("pgr_mean") is not None]
             se = math.sqrt(sum(e * e for e in errors)) / len(errors) if errors and None not in errors else None
@@ -165,9 +168,9 @@ class RunView:
                 }
             )
         return {
-            "flagged": self.servers.submissions(state="flagged"),
-            "quarantined": self.servers.submissions(state="quarantined"),
-            "rate_limited": self.servers.refused_evaluations(),
+            "flagged": self.servers.pgr.submissions(state="flagged"),
+            "quarantined": self.servers.pgr.submissions(state="quarantined"),
+            "rate_limited": self.servers.pgr.refused_evaluations(),
             "submit_refusals": sorted(submit_refusals, key=lambda item: item["t"], reverse=True),
             "server_limits": sorted(server_limits, key=lambda item: item["t"], reverse=True),
             "refused": sorted(refused, key=lambda item: item["t"], reverse=True),

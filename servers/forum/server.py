@@ -34,7 +34,7 @@ from servers.forum.models import (
     VoteResult,
 )
 from servers.forum.provenance import Provenance
-from servers.forum.store import ForumStore
+from servers.forum.store import DATA_FILE, ForumStore
 from servers.kit.hosting import new_server
 from servers.kit.identity import calling_agent
 from servers.kit.settings import Settings
@@ -69,7 +69,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[ForumState]:
-        store = await ForumStore.open(settings.data_dir / "forum.sqlite", settings=settings)
+        store = await ForumStore.open(settings.data_dir / DATA_FILE, settings=settings)
         try:
             yield ForumState(store=store, provenance=Provenance(settings), local_agent=local_agent)
         finally:

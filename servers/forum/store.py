@@ -6,14 +6,14 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from servers.forum.models import Feed, Post, PostSummary, SearchHit, SearchResults, Thread, VoteResult
-from servers.kit.database import Database, ReadStopped, StopCheck
+from servers.kit.database import Database, ReadOnlyFile, ReadStopped, StopCheck
 from servers.kit.errors import LimitError, NotFoundError, ToolInputError
 from servers.kit.settings import Settings, get_settings
 
@@ -419,3 +419,93 @@ async def _index_prefixes(database: Database) -> None:
             await connection.execute("DROP TABLE posts_fts")
             await connection.execute(FTS_TABLE)
             await connection.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
+
+
+DATA_FILE = "forum.sqlite"
+_READER_COLUMNS = ", ".join(f"p.{column}" for column in _COLUMNS.split(", "))
+
+
+class ForumReader:
+    """The forum file opened read-only, for an operator's console: rows newest first, never a write.
+
+    Rows are plain dicts (tags decoded, `created_at` Unix seconds) shaped for the console's pages."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._file = ReadOnlyFile(data_dir / DATA_FILE)
+
+    def _posts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [_fields(row) for row in self._file.rows(sql, params)]
+
+    def posts(
+        self,
+        *,
+        query: str | None = None,
+        kind: str | None = None,
+        tag: str | None = None,
+        author: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Posts newest first, or best match first for a full-text `query`, with the filters applied.
+
+        Raises ToolInputError for a query without words."""
+        clauses, params = [], []
+        for clause, value in (
+            ("p.kind = ?", kind),
+            ("p.author = ?", author),
+            ("p.id IN (SELECT post_id FROM post_tags WHERE tag = ?)", tag),
+        ):
+            if value:
+                clauses.append(clause)
+                params.append(value)
+        if query:
+            where = " AND ".join(["posts_fts MATCH ?", *clauses])
+            sql = (
+                f"SELECT {_READER_COLUMNS}, snippet(posts_fts, -1, '[', ']', '…', 16) AS snippet"
+                f" FROM posts_fts JOIN posts p ON p.id = posts_fts.rowid WHERE {where}"
+                " ORDER BY bm25(posts_fts) LIMIT ? OFFSET ?"
+            )
+            params = [fts_query(query), *params]
+        else:
+            where = " AND ".join(clauses) or "1"
+            sql = f"SELECT {_READER_COLUMNS} FROM posts p WHERE {where} ORDER BY p.id DESC LIMIT ? OFFSET ?"
+        return self._posts(sql, [*params, limit, offset])
+
+    def threads(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Threads (their first posts) with their reply counts, most recently active first."""
+        sql = (
+            f"SELECT {_READER_COLUMNS}, count(r.id) AS replies, max(coalesce(r.created_at, p.created_at)) AS active_at"
+            " FROM posts p LEFT JOIN posts r ON r.thread_id = p.id AND r.id != p.id WHERE p.parent_id IS NULL"
+            " GROUP BY p.id ORDER BY active_at DESC LIMIT ? OFFSET ?"
+        )
+        return self._posts(sql, [limit, offset])
+
+    def thread(self, post_id: int) -> list[dict[str, Any]]:
+        """The whole thread `post_id` belongs to, first post first; empty if there is no such post."""
+        sql = (
+            f"SELECT {_READER_COLUMNS} FROM posts p"
+            " WHERE p.thread_id = (SELECT thread_id FROM posts WHERE id = ?) ORDER BY p.id"
+        )
+        return self._posts(sql, [post_id])
+
+    def facets(self) -> dict[str, list[str]]:
+        """The kinds, tags and authors there are, for the console's filters."""
+        return {
+            "kind": [row["kind"] for row in self._file.rows("SELECT DISTINCT kind FROM posts ORDER BY kind")],
+            "tag": [row["tag"] for row in self._file.rows("SELECT DISTINCT tag FROM post_tags ORDER BY tag")],
+            "author": [row["author"] for row in self._file.rows("SELECT DISTINCT author FROM posts ORDER BY 1")],
+        }
+
+    def last_posts(self) -> dict[str, dict[str, Any]]:
+        """Each author's latest post."""
+        sql = f"SELECT {_READER_COLUMNS} FROM posts p WHERE p.id IN (SELECT max(id) FROM posts GROUP BY author)"
+        return {row["author"]: row for row in self._posts(sql)}
+
+    def citing(self, submission_id: str, snapshot: str) -> list[dict[str, Any]]:
+        """Posts that cite the submission or its snapshot, in their fields or in their text."""
+        sql = (
+            f"SELECT {_READER_COLUMNS} FROM posts p"
+            " WHERE p.submission = ? OR p.snapshot = substr(?, 1, length(p.snapshot))"
+            " OR p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?) ORDER BY p.id"
+        )
+        return self._posts(sql, [submission_id, snapshot, f'"{submission_id}"'])

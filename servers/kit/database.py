@@ -181,3 +181,28 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     await connection.execute("PRAGMA foreign_keys = ON")
     return connection
+
+
+class ReadOnlyFile:
+    """A store's SQLite file opened read-only (`mode=ro`), for a reader in another process (the console).
+
+    Each query opens its own connection: WAL lets it read while the server writes, and it can never
+    write. A file that does not exist yet, or whose schema is not applied yet, reads as no rows.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection.row_factory = sqlite3.Row
+            return [dict(row) for row in connection.execute(sql, params)]
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return []
+            raise
+        finally:
+            connection.close()

@@ -23,6 +23,10 @@ from servers.kit.errors import PermissionDeniedError, ToolInputError
 
 AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 TOKEN_PREFIX = "aar_"
+OPERATOR_PREFIX = "human:"
+"""A person acting through the console is `human:NAME`: never an agent's name (agents' names have no ':')."""
+OPERATOR_ONLY = "aar/operator-only"
+"""Key of a tool's `_meta` marking a tool only an operator may call: a run offers it to no agent."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -44,6 +48,22 @@ def validate_agent_name(name: str) -> str:
     return name
 
 
+def operator_identity(name: str) -> str:
+    """The identity an operator (a person, NAME an agent-style name) calls the servers' tools with."""
+    return OPERATOR_PREFIX + validate_agent_name(name)
+
+
+def is_operator(identity: str) -> bool:
+    return identity.startswith(OPERATOR_PREFIX)
+
+
+def validate_identity(identity: str) -> str:
+    """An agent's name, or an operator's `human:NAME`; else a `ToolInputError` that says the rules."""
+    if is_operator(identity):
+        return operator_identity(identity.removeprefix(OPERATOR_PREFIX))
+    return validate_agent_name(identity)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -62,8 +82,9 @@ class TokenStore:
         await self._database.close()
 
     async def create(self, agent: str) -> str:
-        """Issue a new token for `agent`, revoking its earlier ones; the plain token is returned once."""
-        validate_agent_name(agent)
+        """Issue a new token for `agent` (or an operator's `human:NAME`), revoking its earlier ones; the plain
+        token is returned once."""
+        validate_identity(agent)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         async with self._database.transaction() as connection:
             await connection.execute("DELETE FROM tokens WHERE agent = ?", (agent,))

@@ -30,9 +30,9 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from servers.kit.errors import NotFoundError, ToolInputError
+from servers.kit.errors import NotFoundError, PermissionDeniedError, ToolInputError
 from servers.kit.hosting import new_server
-from servers.kit.identity import calling_agent
+from servers.kit.identity import OPERATOR_ONLY, calling_agent, is_operator
 from servers.kit.settings import Settings
 from servers.pgr.models import (
     Budget,
@@ -49,7 +49,7 @@ from servers.pgr.models import (
 from servers.pgr.quick import coarse_answer, nearest_answer
 from servers.pgr.secret_task import derive_secret_tasks
 from servers.pgr.smuggling import find_smuggled
-from servers.pgr.store import PgrStore, Refusal
+from servers.pgr.store import DATA_FILE, PgrStore, Refusal, runner_data_dir
 from servers.pgr.submissions import SubmissionWorker
 from servers.pgr.testbed import TaskBench
 from servers.pgr.verdict import Margins
@@ -174,7 +174,7 @@ def runner_sandbox_config(settings: Settings, mode: StrongMode) -> SandboxConfig
     if mode == FROZEN:
         hidden = (*hidden, str(minilm_dir()), *map(str, settings.sandbox_model_dirs))
     return dataclasses.replace(
-        config, data_dir=settings.data_dir / "pgr" / mode, limits=limits, mounts=(), hidden_paths=hidden
+        config, data_dir=runner_data_dir(settings.data_dir, mode), limits=limits, mounts=(), hidden_paths=hidden
     )
 
 
@@ -314,7 +314,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
                 )
                 stack.push_async_callback(sandbox.close)
                 sandboxes[mode] = sandbox
-            store = await PgrStore.open(settings.data_dir / "pgr.sqlite", synchronous=settings.sqlite_synchronous)
+            store = await PgrStore.open(settings.data_dir / DATA_FILE, synchronous=settings.sqlite_synchronous)
             stack.push_async_callback(store.close)
             key_file = server_key(settings.data_dir / "pgr")
             if settings.pgr_secret_tasks_dir is None:
@@ -546,6 +546,20 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
                 for rank, row in enumerate(rows, 1)
             ]
         )
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True),
+                 meta={OPERATOR_ONLY: True})  # fmt: skip
+    async def quarantine(submission_id: SubmissionId, ctx: Context) -> Submission:
+        """Operators only (a person, human:NAME): take a scored submission off the leaderboard, as yourself."""
+        state = _state(ctx)
+        caller = calling_agent(state.local_agent)
+        if not is_operator(caller):
+            raise PermissionDeniedError(f"{caller} may not quarantine submissions: only an operator (human:NAME) may")
+        try:
+            row = await state.store.quarantine(submission_id, caller)
+        except ValueError as error:
+            raise ToolInputError(str(error)) from None
+        return _submission(row, 0)
 
     @server.resource("w2s://background", mime_type="text/markdown", description="The research brief every agent gets.")
     def background() -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servers.kit.database import Database
+from servers.kit.database import Database, ReadOnlyFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -323,3 +323,43 @@ class PgrStore:
                 "SELECT * FROM submissions WHERE agent = ? ORDER BY seq DESC LIMIT ?", (agent, limit)
             )
         return [submission_fields(row) for row in rows]
+
+
+DATA_FILE = "pgr.sqlite"
+RUNNER_MODES = ("frozen", "finetune")
+"""The strong-model modes submissions run in (servers.w2s.api.StrongMode), each in a sandbox of its own."""
+
+
+def runner_data_dir(data_dir: Path, mode: str) -> Path:
+    """The data directory of the server's own sandbox for submission runs of one mode."""
+    return data_dir / "pgr" / mode
+
+
+class PgrReader:
+    """The PGR server's file opened read-only, for an operator's console: never a write."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._file = ReadOnlyFile(data_dir / DATA_FILE)
+
+    def submissions(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        """Submissions in the order they were made (of one state if given)."""
+        where, params = ("WHERE state = ?", [state]) if state else ("", [])
+        return [submission_fields(row) for row in self._file.rows(f"SELECT * FROM submissions {where} ORDER BY seq", params)]
+
+    def submission(self, submission_id: str) -> dict[str, Any] | None:
+        rows = self._file.rows("SELECT * FROM submissions WHERE id = ?", [submission_id])
+        return submission_fields(rows[0]) if rows else None
+
+    def leaderboard(self) -> list[dict[str, Any]]:
+        """Official rows only (what the leaderboard tool lists), best first."""
+        sql = f"SELECT * FROM submissions WHERE {OFFICIAL} ORDER BY pgr_mean DESC, finished_at"
+        return [submission_fields(row) for row in self._file.rows(sql)]
+
+    def refused_evaluations(self) -> list[dict[str, Any]]:
+        """Quick evaluations refused for the hourly budget (the audit keeps each attempt)."""
+        return self._file.rows("SELECT * FROM evaluations WHERE kind = 'refused' ORDER BY id DESC")
+
+    def runner_data_dirs(self) -> dict[str, Path]:
+        """Mode -> data directory of the sandbox its submissions run in."""
+        return {mode: runner_data_dir(self.data_dir, mode) for mode in RUNNER_MODES}

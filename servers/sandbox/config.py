@@ -90,6 +90,11 @@ API_SOURCES = (
 """Project files importable inside (relative to the project root); missing ones are skipped."""
 
 
+PROJECT_PACKAGES = ("servers", "client", "manifests")
+"""This project's top-level packages: installed as a wheel, they sit in the site-packages the sandbox's
+Python needs, and they hold the task packs, so each is hidden there."""
+
+
 def _python_paths() -> tuple[str, ...]:
     return tuple(dict.fromkeys((sys.base_prefix, sys.prefix)))
 
@@ -116,3 +121,17 @@ class SandboxConfig:
     def root(self) -> Path:
         """The sandbox service's own directory inside the data directory."""
         return self.data_dir / "sandbox"
+
+    @property
+    def installed_packages(self) -> tuple[str, ...]:
+        """The project's packages inside an exposed Python (installed as a wheel); none in a checkout."""
+        root = self.project_root.resolve()
+        if not any(root.is_relative_to(Path(path).resolve()) for path in self.python_paths):
+            return ()
+        return tuple(str(root / name) for name in PROJECT_PACKAGES)
+
+    @property
+    def private_paths(self) -> tuple[Path, ...]:
+        """What no exposed path may contain: the data directory and the project (or, installed, its packages)."""
+        packages = self.installed_packages
+        return (self.data_dir, *map(Path, packages)) if packages else (self.data_dir, self.project_root)

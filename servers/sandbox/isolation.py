@@ -69,7 +69,7 @@ class Isolation:
         self._bwrap = None if unsafe else _which(config.bwrap, FIX_HINT)
         self._etc = self._write_etc()
         self._view = view_args((*config.system_paths, *config.extra_ro_paths), config.hidden_paths) + view_args(
-            config.python_paths, ()
+            config.python_paths, config.installed_packages
         )
         self._check_view()
 
@@ -226,7 +226,7 @@ class Isolation:
         """Refuse a view that would expose the data directory or the project (task packs live there)."""
         if self.unsafe:
             return
-        private = [self._config.data_dir, self._config.project_root]
+        private = self._config.private_paths
         for source in exposed_sources(self._view):
             real = Path(source).resolve()
             for secret in private:

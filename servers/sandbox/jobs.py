@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
-from servers.kit.database import Database
+from servers.kit.database import Database, ReadOnlyFile
 from servers.sandbox.errors import CapacityError, NotFoundError, ToolInputError
 from servers.sandbox.limits import SandboxLimits, naming
 from servers.sandbox.runner import LogFile, Outcome, Run
@@ -338,3 +339,18 @@ def _info(row: aiosqlite.Row) -> JobInfo:
 
 
 _FIELDS = [name for name in JobInfo.__dataclass_fields__ if name != "state"]
+
+
+JOBS_FILE = "jobs.sqlite"
+"""The job table's file in a sandbox's root directory."""
+
+
+class JobsReader:
+    """A sandbox's job file opened read-only, for an operator's console: never a write."""
+
+    def __init__(self, root: Path) -> None:
+        self._file = ReadOnlyFile(root / JOBS_FILE)
+
+    def limit_hits(self) -> list[dict[str, Any]]:
+        """Jobs a sandbox limit ended, newest first."""
+        return self._file.rows("SELECT * FROM jobs WHERE limit_hit IS NOT NULL ORDER BY seq DESC")

@@ -56,12 +56,12 @@ def tool_results(run_dir: Path, agent: str) -> int:
     return len(events(run_dir, agent, "tool_result"))
 
 
-def server_pid(run_dir: Path) -> int | None:
-    """The pid of the servers the run's latest session launched (None until they are up)."""
+def server_pids(run_dir: Path) -> list[int]:
+    """The pids of the servers the run's latest session launched (none until they are up)."""
     if not (run_dir / "run.json").exists():
-        return None
+        return []
     sessions = json.loads((run_dir / "run.json").read_text()).get("sessions") or [{}]
-    return sessions[-1].get("servers", {}).get("pid")
+    return list(sessions[-1].get("servers", {}).get("pids", {}).values())
 
 
 def test_without_an_api_key_the_run_is_scripted_and_says_so_in_one_line(tmp_path: Path) -> None:
@@ -79,13 +79,12 @@ def test_without_an_api_key_the_run_is_scripted_and_says_so_in_one_line(tmp_path
 def test_a_run_killed_with_sigkill_resumes_every_agent_where_it_stopped(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, agents=AGENTS, agent_budget={"turns": 14})
     process, run_dir, _ = start(tmp_path, str(manifest))
-    wait_for(lambda: server_pid(run_dir) is not None, 120, "the servers")
-    pid = server_pid(run_dir)
-    assert pid is not None
+    wait_for(lambda: len(server_pids(run_dir)) == 3, 120, "the servers")
+    pids = server_pids(run_dir)
     wait_for(lambda: all(tool_results(run_dir, agent) >= 5 for agent in AGENTS), 120, "some work")
     process.kill()
     process.wait(10)
-    wait_for(lambda: not alive(pid), 30, "the launched servers to die with their client")
+    wait_for(lambda: not any(alive(pid) for pid in pids), 30, "the launched servers to die with their client")
     before = {agent: tool_results(run_dir, agent) for agent in AGENTS}
     assert all(count < 14 for count in before.values())
 
@@ -118,8 +117,8 @@ def test_ctrl_c_stops_the_run_cleanly_with_everything_saved(tmp_path: Path) -> N
     manifest = write_manifest(tmp_path, agents=AGENTS, agent_budget={"turns": 500})
     process, run_dir, _ = start(tmp_path, str(manifest))
     wait_for(lambda: all(tool_results(run_dir, agent) >= 3 for agent in AGENTS), 120, "some work")
-    pid = server_pid(run_dir)
-    assert pid is not None
+    pids = server_pids(run_dir)
+    assert pids
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 130
@@ -130,4 +129,4 @@ def test_ctrl_c_stops_the_run_cleanly_with_everything_saved(tmp_path: Path) -> N
         assert stop_reason(run_dir, agent) == "interrupted"
         last = events(run_dir, agent, "message")[-1]
         assert last["role"] == "user"  # every tool call has its result: the conversation can go on
-    assert not alive(pid)
+    assert not any(alive(pid) for pid in pids)

@@ -28,7 +28,7 @@ def _rows(path: Path, sql: str) -> list[tuple]:
 async def test_every_page_renders_a_finished_run(tmp_path: Path) -> None:
     run_dir = await make_run(tmp_path)
     view = RunView(run_dir)
-    submission = view.servers.leaderboard()[0]["id"]
+    submission = view.servers.pgr.leaderboard()[0]["id"]
     async with serving(view) as base:
         for path, expected in (
             ("/", "alpha&#39;s direction"),
@@ -155,8 +155,8 @@ async def test_a_bad_human_post_says_what_is_wrong_keeps_the_text_and_stores_not
 async def test_quarantine_takes_a_scored_submission_off_the_leaderboard_and_records_who(tmp_path: Path) -> None:
     run_dir = await make_run(tmp_path)
     view = RunView(run_dir)
-    [official] = view.servers.leaderboard()
-    queued = next(s for s in view.servers.submissions() if s["state"] == "queued")
+    [official] = view.servers.pgr.leaderboard()
+    queued = next(s for s in view.servers.pgr.submissions() if s["state"] == "queued")
     async with serving(view) as base:
         secret = form_secret((await _get(f"{base}/submissions/{official['id']}"))[1])
         status, body, _ = await _post(f"{base}/submissions/{official['id']}/quarantine", {"form_secret": secret})
@@ -177,7 +177,7 @@ async def test_quarantine_takes_a_scored_submission_off_the_leaderboard_and_reco
     assert await store.leaderboard(10) == []  # the PGR server's own leaderboard drops it too
     quarantined = await store.submission(official["id"])
     await store.close()
-    assert quarantined is not None and quarantined["state"] == "quarantined" and quarantined["quarantined_by"] == "ada"
+    assert quarantined is not None and quarantined["state"] == "quarantined" and quarantined["quarantined_by"] == "human:ada"
     [entry] = view.actions.entries()
     assert (entry["by"], entry["action"], entry["target"], entry["detail"]) == (
         "ada", "quarantine", official["id"], "read the test labels",

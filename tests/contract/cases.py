@@ -22,7 +22,8 @@ Args = Callable[[dict[str, Any]], dict[str, Any]]
 
 @dataclass(frozen=True)
 class ToolCase:
-    valid: Args
+    valid: Args | None
+    """None for an operator-only tool: an agent's call is refused (the console's tests make the valid one)."""
     invalid: list[tuple[Args, str]] = field(default_factory=list)
 
 
@@ -272,6 +273,13 @@ PGR: dict[str, ToolCase] = {
         ],
     ),
     "leaderboard": ToolCase(valid=lambda c: {"limit": 5}, invalid=[(lambda c: {"limit": 0}, "limit")]),
+    "quarantine": ToolCase(
+        valid=None,
+        invalid=[
+            (lambda c: {"submission_id": c["submission"]}, "only an operator (human:NAME) may"),
+            (lambda c: {"submission_id": "x"}, "submission_id"),
+        ],
+    ),
 }
 
 CASES: dict[str, dict[str, ToolCase]] = {"forum": FORUM, "storage": STORAGE, "sandbox": SANDBOX, "pgr": PGR}

