@@ -154,7 +154,7 @@ class Session:
         if status != 200:
             raise WireError(f"initialize: HTTP {status}: {payload[:300]!r}")
         json_rpc_result(headers, payload)
-        self.session_id = headers["mcp-session-id"]
+        self.session_id = headers.get("mcp-session-id", "")  # none from a stateless server
         note = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode()
         status, _, payload = await connection.post(f"/{self.server}/mcp", self.headers(), note)
         if status != 202:

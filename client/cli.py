@@ -44,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
         agent = validate_identity(args.agent or _local_user())
         return serve_stdio(args.name, catalog.factory(args.name)(settings, local_agent=agent), settings)
     servers = {name: catalog.factory(name)(settings) for name in names}
-    return serve_http(servers, settings, json_response=catalog.ANSWERS_AT_ONCE)
+    return serve_http(servers, settings, json_response=catalog.ANSWERS_AT_ONCE, stateless=catalog.STATELESS)
 
 
 async def _tokens(args: argparse.Namespace) -> int:

@@ -56,6 +56,13 @@ ANSWERS_AT_ONCE = frozenset({"forum", "storage"})
 JSON body instead of an SSE stream, which costs the server a third less per call (bench/README.md)."""
 
 
+STATELESS = frozenset({"forum"})
+"""Servers that keep nothing per MCP session (every call names its agent by its token and reads and
+writes SQLite only): over HTTP they run without sessions, so several processes can share one port
+(`AAR_HTTP_WORKERS`). Storage serialises each agent's git updates in memory, sandbox and pgr hold
+jobs and queues: each stays in one process."""
+
+
 def server_names() -> list[str]:
     return list(SERVERS)
 

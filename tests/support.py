@@ -72,10 +72,11 @@ def create_token(data_dir: Path, agent: str) -> str:
 
 
 class HttpServer:
-    """`aar serve all --http` as a real subprocess on a free loopback port."""
+    """`aar serve all --http` (or one server, `serve`) as a real subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, **settings: str) -> None:
+    def __init__(self, data_dir: Path, *, serve: str = "all", **settings: str) -> None:
         self.data_dir = data_dir
+        self.serve = serve
         self.settings = settings
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -86,7 +87,7 @@ class HttpServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [AAR, "serve", "all", "--http", "--port", str(self.port)],
+                [AAR, "serve", self.serve, "--http", "--port", str(self.port)],
                 env={**server_env(self.data_dir), **self.settings},
                 stdout=subprocess.DEVNULL,
                 stderr=log,

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from pathlib import Path
 from types import FrameType
@@ -98,12 +99,18 @@ def _cause(error: BaseException) -> BaseException:
 
 
 def http_app(
-    servers: Mapping[str, MCPServer[Any]], identity_db: Path, *, json_response: Collection[str] = ()
+    servers: Mapping[str, MCPServer[Any]],
+    identity_db: Path,
+    *,
+    json_response: Collection[str] = (),
+    stateless: Collection[str] = (),
 ) -> Starlette:
     """One Starlette app serving each server at `/NAME/mcp` behind the bearer gate, plus `/healthz`.
 
     The servers named in `json_response` answer each call with one JSON body rather than an SSE
-    stream: cheaper, and fine for a server that sends no notification during a call.
+    stream: cheaper, and fine for a server that sends no notification during a call. Those named
+    in `stateless` keep no MCP session: each request stands alone (its bearer token names the
+    agent), so any of several processes sharing the port can answer it.
 
     A mounted app's own lifespan never runs, so this app's lifespan enters every
     server's session manager (which in turn runs the server's lifespan), and closes the
@@ -131,7 +138,10 @@ def http_app(
         Mount(
             f"/{name}",
             app=require_agent_token(
-                server.streamable_http_app(streamable_http_path="/mcp", json_response=name in json_response), verifier
+                server.streamable_http_app(
+                    streamable_http_path="/mcp", json_response=name in json_response, stateless_http=name in stateless
+                ),
+                verifier,
             ),
         )
         for name, server in servers.items()
@@ -157,13 +167,36 @@ def serve_stdio(name: str, server: MCPServer[Any], settings: Settings) -> int:
 
 
 def serve_http(
-    servers: Mapping[str, MCPServer[Any]], settings: Settings, *, json_response: Collection[str] = ()
+    servers: Mapping[str, MCPServer[Any]],
+    settings: Settings,
+    *,
+    json_response: Collection[str] = (),
+    stateless: Collection[str] = (),
 ) -> int:
-    """Serve `servers` over streamable HTTP until a stop signal, announcing each URL on stdout (see `http_app`)."""
+    """Serve `servers` over streamable HTTP until a stop signal, announcing each URL on stdout (see `http_app`).
+
+    With `settings.http_workers` above 1 (stateless servers only) the port is bound once and that
+    many processes, forked before any of them starts a thread, accept on it: the kernel spreads
+    connections over them and each runs the servers' lifespans (SQLite's locking keeps their
+    writes apart, as it does for a stdio server beside an HTTP one).
+    """
+    workers = settings.http_workers
+    if workers > 1 and (kept := sorted(set(servers) - set(stateless))):
+        print(
+            f"error: AAR_HTTP_WORKERS={workers} needs servers without per-session state;"
+            f" {', '.join(kept)} must run in one process: serve it on its own port with AAR_HTTP_WORKERS=1",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
     for name in servers:
         print(f"{name}: http://{settings.host}:{settings.port}{mcp_path(name)}", flush=True)
     print("each agent needs a bearer token: `aar tokens create NAME`; Ctrl-C stops", file=sys.stderr, flush=True)
-    app = http_app(servers, settings.identity_db, json_response=json_response)
+    # Without sessions each call costs the server more (about a millisecond, bench/README.md), so a
+    # server goes stateless only when it is spread over processes.
+    app = http_app(
+        servers, settings.identity_db, json_response=json_response, stateless=stateless if workers > 1 else ()
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -171,13 +204,61 @@ def serve_http(
         log_level="warning",
         timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]  # a float works
     )
+    sockets = [config.bind_socket()] if workers > 1 else None
+    children: list[int] = []
+    for _ in range(workers - 1):
+        pid = _fork_worker()
+        if pid == 0:  # a worker: it serves, and stops nobody
+            children = []
+            break
+        children.append(pid)
     try:
-        _DeadlineServer(config, settings.shutdown_grace_s).run()
+        _DeadlineServer(config, settings.shutdown_grace_s).run(sockets=sockets)
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
         return 128 + signal.SIGINT
     except SystemExit:  # uvicorn's answer to a failed lifespan
         _fail(getattr(app.state, "start_failure", RuntimeError("see the log above")), "the servers cannot start")
+    finally:
+        _stop_workers(children, settings.shutdown_grace_s)
     return 0
+
+
+def _fork_worker() -> int:
+    """Fork one more serving process: the child's pid in the parent, 0 in the child.
+
+    A worker ends with its parent (SIGTERM on the parent's death), so none outlives a killed server.
+    """
+    pid = os.fork()
+    if pid == 0:
+        _set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the line above ran
+            os._exit(0)
+    return pid
+
+
+def _set_parent_death_signal(sig: int) -> None:
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+
+def _stop_workers(pids: list[int], grace_s: float) -> None:
+    """Stop the forked workers (in the parent): SIGTERM, then SIGKILL for any still there after the grace."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s + 1
+    for pid in pids:
+        while time.monotonic() < deadline:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
 
 
 class _DeadlineServer(uvicorn.Server):

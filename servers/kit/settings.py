@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir, description="Private data of every server.")
     host: str = Field(default="127.0.0.1", description="Address the HTTP servers bind to.")
     port: int = Field(default=8700, ge=0, le=65535, description="Port of `aar serve ... --http`.")
+    http_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes that share the port of `aar serve forum --http` (the forum keeps no per-session"
+        " state, so any process can answer any call); other servers take 1.",
+    )
     shutdown_grace_s: float = Field(
         default=1.0,
         gt=0,
