@@ -37,7 +37,7 @@ from servers.forum.store import ForumStore
 from servers.kit.errors import ToolInputError
 from servers.kit.settings import Settings
 from servers.pgr.store import QUARANTINABLE, PgrStore
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 
 HERE = Path(__file__).parent
 HUMAN_PREFIX = "human:"

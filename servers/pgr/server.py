@@ -57,7 +57,7 @@ from servers.sandbox.config import SandboxConfig
 from servers.sandbox.server import sandbox_config
 from servers.sandbox.service import Sandbox
 from servers.storage.models import SnapshotId
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 from servers.w2s.encoders import minilm_dir
 

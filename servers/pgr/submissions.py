@@ -27,7 +27,7 @@ from servers.pgr.verdict import Margins, judge
 from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
 from servers.sandbox.service import Sandbox
-from servers.storage.repository import SnapshotRepository
+from servers.storage.store import SnapshotRepository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 
 __all__ = ["FAILURES", "SubmissionWorker"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 from tests.support import HttpServer, make_settings, pgr_ready, running_http_server
 
 pytestmark = pytest.mark.anyio
