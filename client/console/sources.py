@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from servers.forum.store import fts_query
-from servers.pgr.store import OFFICIAL, submission_fields
+from servers.pgr.store import OFFICIAL, submission_record
 
 FORUM_FILE = "forum.sqlite"
 PGR_FILE = "pgr.sqlite"
@@ -141,16 +141,16 @@ class ServerData:
         """Submissions in the order they were made (of one state if given)."""
         where, params = ("WHERE state = ?", [state]) if state else ("", [])
         rows = self._rows(PGR_FILE, f"SELECT * FROM submissions {where} ORDER BY seq", params)
-        return [submission_fields(row) for row in rows]
+        return [submission_record(row).model_dump() for row in rows]
 
     def submission(self, submission_id: str) -> dict[str, Any] | None:
         rows = self._rows(PGR_FILE, "SELECT * FROM submissions WHERE id = ?", [submission_id])
-        return submission_fields(rows[0]) if rows else None
+        return submission_record(rows[0]).model_dump() if rows else None
 
     def leaderboard(self) -> list[dict[str, Any]]:
         """Official rows only (what the PGR server's leaderboard lists), best first."""
         sql = f"SELECT * FROM submissions WHERE {OFFICIAL} ORDER BY pgr_mean DESC, finished_at"
-        return [submission_fields(row) for row in self._rows(PGR_FILE, sql)]
+        return [submission_record(row).model_dump() for row in self._rows(PGR_FILE, sql)]
 
     def refused_evaluations(self) -> list[dict[str, Any]]:
         """Quick evaluations refused for the hourly budget (the audit keeps each attempt)."""

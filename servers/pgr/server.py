@@ -27,24 +27,27 @@ from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from servers.kit.annotations import APPEND, READ_ONLY
 from servers.kit.errors import NotFoundError, ToolInputError
-from servers.kit.hosting import new_server
+from servers.kit.hosting import lifespan_state, new_server
 from servers.kit.identity import calling_agent
 from servers.kit.settings import Settings
 from servers.pgr.models import (
-    Budget,
+    EntryPoint,
     Leaderboard,
     LeaderboardRow,
     Preparing,
     Progress,
     QuickScore,
+    ScoringBudget,
     Submission,
+    SubmissionId,
+    SubmissionRecord,
     TaskInfo,
+    TaskName,
     TaskOut,
-    TaskResult,
 )
 from servers.pgr.quick import coarse_answer, nearest_answer
 from servers.pgr.secret_task import derive_secret_tasks
@@ -74,19 +77,6 @@ INSTRUCTIONS = """The scoring server of the weak-to-strong study. `task_info` de
 own sandbox, once per task and seed of the hidden test split, with controls that change the
 teacher (methods that do not learn from their teacher are flagged) and a secret transfer task.
 Follow it with `submission`; `leaderboard` lists official results. Read w2s://background first."""
-
-READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
-SCORE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
-
-TaskName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="A task name from task_info.")]
-EntryPoint = Annotated[
-    str,
-    Field(
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}\.py:[A-Za-z_][A-Za-z0-9_]{0,100}$",
-        description="File in the snapshot and function name, e.g. 'method.py:method'.",
-    ),
-]
-SubmissionId = Annotated[str, Field(pattern=r"^sub_[0-9a-f]{12}$", description="An id returned by submit.")]
 
 
 @dataclass
@@ -129,28 +119,28 @@ class PgrState:
 
 
 def _state(ctx: Context) -> PgrState:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+    return lifespan_state(ctx, PgrState)
 
 
-def _submission(row: dict[str, Any], position: int) -> Submission:
+def _submission(row: SubmissionRecord, position: int) -> Submission:
     return Submission(
-        id=row["id"],
-        agent=row["agent"],
-        snapshot=row["snapshot"],
-        entry_point=row["entry_point"],
-        state=row["state"],
+        id=row.id,
+        agent=row.agent,
+        snapshot=row.snapshot,
+        entry_point=row.entry_point,
+        state=row.state,
         queue_position=position,
-        progress=Progress(done=row["progress_done"], total=row["progress_total"]),
-        pgr_mean=row["pgr_mean"],
-        mode=row["mode"],
-        results=[TaskResult(**result) for result in row["results"]],
-        flags=row["flags"],
-        error=row["error"],
-        derived_from=row["derived_from"],
-        same_code_as=row["same_code_as"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        progress=Progress(done=row.progress_done, total=row.progress_total),
+        pgr_mean=row.pgr_mean,
+        mode=row.mode,
+        results=row.results,
+        flags=row.flags,
+        error=row.error,
+        derived_from=row.derived_from,
+        same_code_as=row.same_code_as,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )
 
 
@@ -355,11 +345,11 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
 
     server = new_server("pgr", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan)
 
-    async def budget(state: PgrState, agent: str) -> Budget:
+    async def budget(state: PgrState, agent: str) -> ScoringBudget:
         since = time.time() - HOUR
         quick_mine, quick_team = await state.store.budget_used(agent, "quick", since)
         sub_mine, sub_team = await state.store.budget_used(agent, "submission", since)
-        return Budget(
+        return ScoringBudget(
             evaluations_per_hour=settings.pgr_evaluations_per_hour,
             evaluations_left=max(0, settings.pgr_evaluations_per_hour - quick_mine),
             team_evaluations_left=max(0, settings.pgr_team_evaluations_per_hour - quick_team),
@@ -372,7 +362,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         if task not in state.bench.tasks:
             raise NotFoundError(f"no task {task!r}: choose one of {', '.join(state.bench.tasks)}")
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def task_info(
         ctx: Context, task: Annotated[TaskName | None, Field(description="Only this task.")] = None
     ) -> TaskInfo:
@@ -396,7 +386,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             budget=await budget(state, agent),
         )
 
-    @server.tool(annotations=SCORE)
+    @server.tool(annotations=APPEND)
     async def evaluate_predictions(
         task: TaskName,
         predictions: Annotated[
@@ -430,9 +420,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             )  # fmt: skip
 
         async with state.quick_locks.setdefault(task, asyncio.Lock()):
-            earlier = [
-                (row["predictions"], row["accuracy"], row["pgr"]) for row in await state.store.quick_queries(task)
-            ]
+            earlier = [(q.predictions, q.accuracy, q.pgr) for q in await state.store.quick_queries(task)]
             repeated = nearest_answer(predictions, earlier)
             if repeated is None:
                 refusal = await state.store.reserve(
@@ -461,7 +449,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             evaluations_left=(await budget(state, agent)).evaluations_left,
         )
 
-    @server.tool(annotations=SCORE)
+    @server.tool(annotations=APPEND)
     async def submit(snapshot: SnapshotId, entry_point: EntryPoint, ctx: Context) -> Submission:
         """Queue a stored snapshot for the official score; returns at once (follow it with `submission`)."""
         state = _state(ctx)
@@ -484,10 +472,10 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         derived_from = [info.id for info in ancestry if info.author != agent]
         fingerprint = code_fingerprint(code)
         twin = await state.store.first_with_code(fingerprint)
-        if twin is not None and twin["agent"] != agent and twin["snapshot"] not in {info.id for info in ancestry}:
+        if twin is not None and twin.agent != agent and twin.snapshot not in {info.id for info in ancestry}:
             raise ToolInputError(
-                f"this is exactly the code of {twin['agent']}'s submission {twin['id']} (snapshot"
-                f" {twin['snapshot'][:12]}): to build on it, save your snapshot with based_on={twin['snapshot'][:12]}"
+                f"this is exactly the code of {twin.agent}'s submission {twin.id} (snapshot"
+                f" {twin.snapshot[:12]}): to build on it, save your snapshot with based_on={twin.snapshot[:12]}"
                 " so the credit is traceable, and change something"
             )
         refusal = await state.store.reserve(
@@ -508,22 +496,22 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             )
         row = await state.store.create_submission(
             agent=agent, snapshot=full_id, entry_point=entry_point, code_sha256=fingerprint,
-            derived_from=derived_from, same_code_as=None if twin is None else twin["id"],
+            derived_from=derived_from, same_code_as=None if twin is None else twin.id,
         )  # fmt: skip
         state.worker.wake()
-        return _submission(row, await state.store.queue_position(row["id"]))
+        return _submission(row, await state.store.queue_position(row.id))
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def submission(submission_id: SubmissionId, ctx: Context) -> Submission:
         """A submission's state, progress, and when done its PGR per task (secret task included) and control runs."""
         state = _state(ctx)
         row = await state.store.submission(submission_id)
         if row is None:
             raise NotFoundError(f"no submission {submission_id!r}: submit returns the id")
-        position = await state.store.queue_position(submission_id) if row["state"] == "queued" else 0
+        position = await state.store.queue_position(submission_id) if row.state == "queued" else 0
         return _submission(row, position)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def leaderboard(
         ctx: Context, limit: Annotated[int, Field(ge=1, le=200, description="Most rows to return.")] = 20
     ) -> Leaderboard:
@@ -533,15 +521,15 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             rows=[
                 LeaderboardRow(
                     rank=rank,
-                    agent=row["agent"],
-                    submission_id=row["id"],
-                    snapshot=row["snapshot"],
-                    entry_point=row["entry_point"],
-                    pgr_mean=row["pgr_mean"],
-                    tasks={result["task"]: result["pgr_mean"] for result in row["results"]},
-                    derived_from=row["derived_from"],
-                    same_code_as=row["same_code_as"],
-                    finished_at=row["finished_at"],
+                    agent=row.agent,
+                    submission_id=row.id,
+                    snapshot=row.snapshot,
+                    entry_point=row.entry_point,
+                    pgr_mean=row.pgr_mean,
+                    tasks={result.task: result.pgr_mean for result in row.results},
+                    derived_from=row.derived_from,
+                    same_code_as=row.same_code_as,
+                    finished_at=row.finished_at,
                 )
                 for rank, row in enumerate(rows, 1)
             ]
