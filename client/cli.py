@@ -96,7 +96,7 @@ def _desktop_config(args: argparse.Namespace) -> int:
 def _run_team(args: argparse.Namespace) -> int:
     # imported here: the servers' commands should not pay for the client's imports
     from client.backends import BackendUnavailable
-    from client.manifest import ManifestError
+    from client.run_manifest import ManifestError
     from client.servers import ServerStartError
     from client.team import RunRequest, run_team
 

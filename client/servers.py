@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio
 import httpx2
 
-from client.manifest import RunManifest
+from client.run_manifest import RunManifest
 from servers.kit.hosting import mcp_path
 from servers.kit.identity import TokenStore
 from servers.kit.settings import get_settings
