@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from client.costs import Price, context_window, known_price
-from servers.kit.identity import AGENT_NAME
+from servers.kit.names import AGENT_NAME
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_MANIFEST_DIR = PROJECT_ROOT / "manifests" / "runs"
