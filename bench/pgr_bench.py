@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from servers import catalog  # noqa: E402
 from servers.kit.settings import Settings  # noqa: E402
-from servers.storage.server import open_repository  # noqa: E402
+from servers.storage.store import open_repository  # noqa: E402
 
 METHOD = "from servers.w2s.methods.aux_confidence import aux_confidence as method\n"
 

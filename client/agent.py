@@ -18,12 +18,13 @@ from typing import Any
 import anyio
 
 from client import budget as budgets
+from client import pgr_policy
 from client.backends.anthropic import AccessError, MessagesBackend, ModelError, Reply, RetryNotice
 from client.bridge import ToolBridge, ToolOutcome
-from client.context import compacted_head, earlier_notes, kept_turns, summary_requests
+from client.compaction import compacted_head, earlier_notes, kept_turns, summary_requests
 from client.costs import Price, cost
-from client.manifest import Budget, Context, Retry
 from client.record import INTERRUPTED, AgentLog, AgentProgress, Tally, is_terminal
+from client.run_manifest import BudgetLimits, CompactionPolicy, Retry
 from client.steering import AgentControl
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ CUT_OFF = (
     "be cut short (no call of this reply was run). Call it again with a smaller input (e.g. write a long file in "
     "parts)."
 )
-FINAL_STATES = ("done", "failed", "flagged", "quarantined")
-POLL_S = 5.0
 
 
 class StopAgent(Exception):
@@ -60,16 +59,16 @@ class AgentStatus:
 
 
 @dataclass
-class TeamView:
+class TeamShare:
     """What an agent sees of the team: every agent's progress (for team budgets) and the clock."""
 
     tally: Tally
     """Turns, tokens, dollars and submissions of the whole team (kept by every agent's progress)."""
-    budget: Budget
+    budget: BudgetLimits
     clock: budgets.RunClock
     finish_s: float
     submitting: int = 0
-    """Submissions in flight: counted against the team's budget before the server answers."""
+    """PGR submissions in flight: counted against the team's budget before the server answers."""
     reserved: dict[str, budgets.Reservation] = field(default_factory=dict)
     """Each agent's model call in flight, at its estimated cost: counted against the team's budget."""
     stopped: str | None = None
@@ -100,9 +99,9 @@ class AgentConfig:
     max_tokens: int
     system: str
     kickoff: str
-    budget: Budget
+    budget: BudgetLimits
     price: Price
-    context: Context
+    context: CompactionPolicy
     retry: Retry = field(default_factory=Retry)
 
 
@@ -113,12 +112,12 @@ class Agent:
     bridge: ToolBridge
     log: AgentLog
     progress: AgentProgress
-    team: TeamView
+    team: TeamShare
     status: AgentStatus = field(default_factory=AgentStatus)
     control: AgentControl = field(default_factory=AgentControl)
     _open_turn: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
     _states: dict[str, str | None] = field(default_factory=dict)
-    """Last state seen of each submission (a poll that finds no change is not recorded)."""
+    """Last state seen of each PGR submission (see `pgr_policy.observe`)."""
 
     @property
     def name(self) -> str:
@@ -391,8 +390,8 @@ class Agent:
         name, arguments = use["name"], use["input"]
         self._record("tool_call", id=use["id"], name=name, input=arguments)
         self.status.state, self.status.tool = "tool", name
-        if name == "pgr__submit":
-            outcome = await self._submit(arguments)
+        if pgr_policy.spends_submission(name):
+            outcome = await self._submit(name, arguments)
         else:
             outcome = await self.bridge.call(name, arguments)
         self._record(
@@ -407,43 +406,30 @@ class Agent:
         self._observe(name, outcome)
         return {"type": "tool_result", "tool_use_id": use["id"], "content": outcome.text, "is_error": outcome.is_error}
 
-    async def _submit(self, arguments: dict[str, Any]) -> ToolOutcome:
+    async def _submit(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         """A PGR submission, if the agent's and the team's submission budgets allow it."""
-        reason = budgets.submissions_spent(
-            self.config.budget, Tally.of([self.progress]), "your"
-        ) or budgets.submissions_spent(self.team.budget, self.team.tally, "the team's", in_flight=self.team.submitting)
+        reason = pgr_policy.submission_refusal(
+            (self.config.budget, Tally.of([self.progress])),
+            (self.team.budget, self.team.tally),
+            in_flight=self.team.submitting,
+        )
         if reason is not None:
             return ToolOutcome(
                 text=f"refused: {reason}; keep improving and post results instead", is_error=True, refused=reason
             )
         self.team.submitting += 1
         try:
-            return await self.bridge.call("pgr__submit", arguments)
+            return await self.bridge.call(name, arguments)
         finally:
             self.team.submitting -= 1
 
     def _observe(self, name: str, outcome: ToolOutcome) -> None:
         """Note submissions and scores as they pass, for budgets, the live view and the summary."""
-        data = outcome.structured
-        if outcome.is_error or data is None:
+        if outcome.is_error or outcome.structured is None:
             return
-        if name == "pgr__submit" and data.get("id"):
-            self._record("submission", id=data["id"])
-        elif name == "pgr__submission" and data.get("id"):
-            state = data.get("state")
-            if self._states.get(data["id"]) == state:
-                return  # polled again, nothing new
-            self._states[data["id"]] = state
-            self._record(
-                "score",
-                kind="submission",
-                id=data["id"],
-                state=state,
-                pgr=data.get("pgr_mean"),
-                final=state in FINAL_STATES,
-            )
-        elif name == "pgr__evaluate_predictions":
-            self._record("score", kind="validation", task=data.get("task"), pgr=data.get("pgr"))
+        observation = pgr_policy.observe(name, outcome.structured, self._states)
+        if observation is not None:
+            self._record(observation.kind, **observation.fields)
 
     async def _collect_scores(self) -> None:
         """After the work ends, wait (bounded) for the official scores of queued submissions."""
@@ -453,10 +439,10 @@ class Agent:
         with anyio.move_on_after(self.team.finish_s):
             while self.progress.pending:
                 for submission in list(self.progress.pending):
-                    outcome = await self.bridge.call("pgr__submission", {"submission_id": submission}, internal=True)
-                    self._observe("pgr__submission", outcome)
+                    tool, arguments = pgr_policy.poll(submission)
+                    self._observe(tool, await self.bridge.call(tool, arguments, internal=True))
                 if self.progress.pending:
-                    await anyio.sleep(POLL_S)  # another process scores them; there is no event to wait on
+                    await anyio.sleep(pgr_policy.POLL_S)
 
     def _close_open_turn(self) -> None:
         """Give every tool call of an interrupted turn a result, so the conversation stays valid."""

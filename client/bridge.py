@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 
-from client.manifest import TOOL_SEPARATOR, ToolCatalogue
+from client.run_manifest import TOOL_SEPARATOR, ToolCatalogue
 from client.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)

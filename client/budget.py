@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 
 from client.costs import Price
-from client.manifest import Budget
 from client.record import AgentProgress, Tally
+from client.run_manifest import BudgetLimits
 
 CHARS_PER_TOKEN_AT_MOST = 3
 """Tokens are estimated from characters; Claude's tokens average about 4 characters, so 3 overestimates."""
@@ -45,7 +45,7 @@ def estimate(price: Price, max_tokens: int, prompt: Any) -> Reservation:
     return Reservation(prompt_tokens + max_tokens, dollars)
 
 
-def spent(budget: Budget, used: Tally, who: str, reserved: Iterable[Reservation] = ()) -> str | None:
+def spent(budget: BudgetLimits, used: Tally, who: str, reserved: Iterable[Reservation] = ()) -> str | None:
     """Why `budget` is used up by `used` and the calls in flight, or None while some is left."""
     held = sum(reserved, Reservation())
     turns, tokens, dollars = used.turns, used.tokens, used.dollars
@@ -59,14 +59,7 @@ def spent(budget: Budget, used: Tally, who: str, reserved: Iterable[Reservation]
     return None
 
 
-def submissions_spent(budget: Budget, used: Tally, who: str, *, in_flight: int = 0) -> str | None:
-    submissions = used.submissions + in_flight
-    if budget.pgr_submissions is not None and submissions >= budget.pgr_submissions:
-        return f"{who} PGR submission budget is spent ({submissions} of {budget.pgr_submissions})"
-    return None
-
-
-def describe_left(budget: Budget, progress: AgentProgress, clock: RunClock) -> str:
+def describe_left(budget: BudgetLimits, progress: AgentProgress, clock: RunClock) -> str:
     """What is left, in words the agent reads (kickoff and nudges)."""
     parts = []
     if budget.turns is not None:

@@ -1,98 +1,29 @@
-"""`aar`: serve the MCP servers, manage agent tokens, export manifests, print client configs, run a team."""
+"""`aar`, the single entry point: the servers' commands (servers/cli.py), client configs, and running a team."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import logging
-import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from servers import catalog
-from servers.kit import manifest
+from servers import cli as server_commands
+from servers.cli import local_user
+from servers.kit import manifest as server_manifests
 from servers.kit.errors import ToolInputError
-from servers.kit.hosting import configure_logging, serve_http, serve_stdio
-from servers.kit.identity import TokenStore, validate_agent_name, validate_identity
-from servers.kit.settings import Settings, get_settings
+from servers.kit.hosting import configure_logging
+from servers.kit.identity import validate_agent_name
+from servers.kit.settings import get_settings
 
 if TYPE_CHECKING:  # the servers' commands should not pay for the client's imports
     from client.console.serve import ConsoleOptions
 
 
-def _local_user() -> str:
-    """The local user's name made into a valid agent name (the stdio default identity)."""
-    name = re.sub(r"[^a-z0-9_-]", "-", getpass.getuser().lower()).strip("-_") or "local"
-    return name[:32]
-
-
-def _serve(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    overrides: dict[str, Any] = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
-    if args.unsafe_no_isolation:
-        overrides["sandbox_unsafe_no_isolation"] = True
-    settings = settings.model_copy(update=overrides)
-    names = catalog.server_names() if args.name == "all" else [args.name]
-    if not args.http:
-        if args.name == "all":
-            print("error: `aar serve all` needs --http (stdio carries one server per process)", file=sys.stderr)
-            return 2
-        agent = validate_identity(args.agent or _local_user())
-        return serve_stdio(args.name, catalog.factory(args.name)(settings, local_agent=agent), settings)
-    servers = {name: catalog.factory(name)(settings) for name in names}
-    return serve_http(servers, settings, json_response=catalog.ANSWERS_AT_ONCE, stateless=catalog.STATELESS)
-
-
-async def _tokens(args: argparse.Namespace) -> int:
-    store = await TokenStore.open(get_settings().identity_db)
-    try:
-        if args.action == "create":
-            for name in args.names:
-                token = await store.create(name)
-                print(f"{name}\t{token}" if len(args.names) > 1 else token)
-        elif args.action == "revoke":
-            for name in args.names:
-                if not await store.revoke(name):
-                    print(f"no token for {name!r}", file=sys.stderr)
-                    return 1
-        else:
-            for name in await store.agents():
-                print(name)
-    finally:
-        await store.close()
-    return 0
-
-
-async def _manifest(args: argparse.Namespace) -> int:
-    if args.action == "docs":
-        manifest.DOCS_DIR.mkdir(parents=True, exist_ok=True)
-        for name in catalog.server_names():
-            path = manifest.DOCS_DIR / f"{name}.md"
-            path.write_text(manifest.reference(name))
-            print(path)
-        return 0
-    failures = 0
-    with tempfile.TemporaryDirectory(prefix="aar-manifest-") as scratch:
-        settings = Settings(data_dir=Path(scratch))
-        for name in catalog.server_names():
-            live = await manifest.describe(name, catalog.factory(name)(settings, local_agent="manifest"))
-            if args.check:
-                problems = manifest.drift(name, live)
-                for problem in problems:
-                    print(f"{name}: {problem}", file=sys.stderr)
-                failures += bool(problems)
-            else:
-                for path in manifest.write(name, live):
-                    print(path)
-    return 1 if failures else 0
-
-
 def _desktop_config(args: argparse.Namespace) -> int:
-    blocks = manifest.client_configs(get_settings(), args.agent or _local_user())
+    blocks = server_manifests.client_configs(get_settings(), args.agent or local_user())
     if args.format != "all":
         print(json.dumps(blocks[args.format], indent=2))
         return 0
@@ -108,7 +39,7 @@ def _desktop_config(args: argparse.Namespace) -> int:
 def _run_team(args: argparse.Namespace) -> int:
     # imported here: the servers' commands should not pay for the client's imports
     from client.backends import BackendUnavailable
-    from client.manifest import ManifestError
+    from client.run_manifest import ManifestError
     from client.servers import ServerStartError
     from client.team import RunRequest, run_team
 
@@ -163,7 +94,7 @@ def _run_team(args: argparse.Namespace) -> int:
 def _console_options(args: argparse.Namespace) -> ConsoleOptions:
     from client.console.serve import ConsoleOptions
 
-    operators = [validate_agent_name(name) for name in args.operator] if args.operator else [_local_user()]
+    operators = [validate_agent_name(name) for name in args.operator] if args.operator else [local_user()]
     return ConsoleOptions(host=args.console_host, port=args.console_port, operators=operators)
 
 
@@ -246,27 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aar", description="AAR Lab: automated alignment research harness.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="Run a server over stdio (default) or streamable HTTP.")
-    serve.add_argument("name", choices=[*catalog.server_names(), "all"])
-    serve.add_argument("--http", action="store_true", help="Serve over streamable HTTP (bearer tokens required).")
-    serve.add_argument("--agent", help="Identity of the stdio caller (default: the local user).")
-    serve.add_argument("--host", help="HTTP bind address (default AAR_HOST or 127.0.0.1).")
-    serve.add_argument("--port", type=int, help="HTTP port (default AAR_PORT or 8700).")
-    serve.add_argument(
-        "--unsafe-no-isolation",
-        action="store_true",
-        help="Run sandbox commands WITHOUT bubblewrap (no isolation at all; never with untrusted agents).",
-    )
-
-    tokens = commands.add_parser("tokens", help="Create, list or revoke agents' bearer tokens.")
-    tokens.add_argument("action", choices=["create", "list", "revoke"])
-    tokens.add_argument("names", nargs="*", metavar="NAME")
-
-    manifest_command = commands.add_parser("manifest", help="Write manifests/servers/NAME/*.json from the live servers.")
-    manifest_command.add_argument(
-        "action", choices=["export", "docs"], help="docs: write docs/tools/NAME.md from the manifests."
-    )
-    manifest_command.add_argument("--check", action="store_true", help="Only compare; exit 1 on any drift.")
+    server_commands.add_commands(commands)
 
     run = commands.add_parser(
         "run",
@@ -331,15 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "tokens":
-        if args.action in ("create", "revoke") and not args.names:
-            print(f"error: `aar tokens {args.action}` needs at least one NAME", file=sys.stderr)
-            return 2
-        return asyncio.run(_tokens(args))
-    if args.command == "manifest":
-        return asyncio.run(_manifest(args))
+    if hasattr(args, "handler"):  # a server command (servers/cli.py)
+        return int(args.handler(args))
     if args.command == "run":
         return _run_team(args)
     if args.command == "pgr":

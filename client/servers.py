@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import anyio
 import httpx2
 
-from client.manifest import RunManifest
+from client.run_manifest import RunManifest
 from servers.kit import manifest as server_manifests
 from servers.kit.identity import TokenStore
 from servers.kit.settings import Settings, get_settings

@@ -21,7 +21,8 @@ from typing import Any
 
 import anyio
 
-from client.agent import Agent, AgentConfig, AgentStatus, TeamView
+from client import pgr_policy
+from client.agent import Agent, AgentConfig, AgentStatus, TeamShare
 from client.backends import BackendChoice, choose_backend
 from client.backends.anthropic import MessagesBackend
 from client.bridge import ToolBridge
@@ -30,14 +31,14 @@ from client.console.app import create_console
 from client.console.front import ServerLinks
 from client.console.run import LiveTeam, RunView
 from client.console.serve import ConsoleOptions, console_running
-from client.manifest import RunManifest, ToolCatalogue, load_manifest, manifest_from_dict, resolve_manifest_path
+from client.live_view import live_view, render_text, status_table, summary_table
 from client.record import AgentLog, AgentProgress, RunDir, Tally, read_events
+from client.run_manifest import RunManifest, ToolCatalogue, load_manifest, manifest_from_dict, resolve_manifest_path
 from client.scripted.faults import FaultPlan
 from client.scripted.server import serve_in_thread
 from client.servers import LaunchedServers, ServerSet, connected_servers
 from client.steering import ActionLog, TeamControls
 from client.summary import build_summary, write_summary
-from client.view import live_view, render_text, status_table, summary_table
 from servers.kit.identity import operator_identity
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ async def run_team(request: RunRequest) -> RunResult:
         tally = Tally.of(progresses.values())
         for progress in progresses.values():
             progress.team = tally
-        team = TeamView(tally, manifest.budget.team, clock, manifest.budget.finish)
+        team = TeamShare(tally, manifest.budget.team, clock, manifest.budget.finish)
         agents = [
             Agent(
                 config=AgentConfig(
@@ -235,31 +236,14 @@ async def _await_pgr(servers: ServerSet, agent: str, catalogue: ToolCatalogue, a
     bridge = ToolBridge(
         urls={"pgr": servers.urls["pgr"]},
         token=servers.tokens[agent],
-        allowed=["pgr__task_info"],
+        allowed=[pgr_policy.TASK_INFO],
         catalogue=catalogue,
         tool_timeout_s=60,
         reconnect_s=60,
     )
     async with bridge.running():
         with anyio.move_on_after(PGR_READY_S):
-            announced = -1
-            while True:
-                outcome = await bridge.call("pgr__task_info", {})
-                info = outcome.structured or {}
-                if outcome.is_error or info.get("ready", True):
-                    if outcome.is_error:
-                        logger.warning("the pgr server is not ready: %s", outcome.text)
-                    return
-                preparing = info.get("preparing") or {}
-                if preparing.get("done") != announced:
-                    announced = preparing.get("done", 0)
-                    left = preparing.get("seconds_left")
-                    eta = "" if left is None else f", about {left:.0f} s left"
-                    announce(
-                        f"the pgr server is preparing its tasks: {announced} of {preparing.get('total')} task seeds"
-                        f"{eta} (a first run only; cached afterwards)"
-                    )
-                await anyio.sleep(2)
+            await pgr_policy.wait_until_ready(bridge, announce)
 
 
 async def _tick(run_dir: RunDir, info: dict[str, Any], clock: RunClock) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from servers.kit.hosting import ServerFactory
 
@@ -81,15 +79,3 @@ def reads_setting(name: str, setting: str) -> bool:
         setting.startswith(rule) if rule.endswith("_") else setting == rule
         for rule in (*COMMON_SETTINGS, *SERVERS[name].settings)
     )
-
-
-def serve_named() -> int:
-    """The `aar-forum`, `aar-storage`, ... console scripts: `aar serve NAME ARGS...`, NAME from the script's name."""
-    from client.cli import main  # the serve command lives with the CLI
-
-    name = Path(sys.argv[0]).name.removeprefix("aar-").removesuffix(".exe")
-    if name not in SERVERS:
-        print(f"error: {Path(sys.argv[0]).name} is not a server's command (aar-{'/aar-'.join(SERVERS)})",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    return main(["serve", name, *sys.argv[1:]])

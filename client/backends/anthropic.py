@@ -23,7 +23,7 @@ import anyio
 import httpx2
 
 from client.costs import Usage
-from client.manifest import Retry
+from client.run_manifest import Retry
 from client.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)

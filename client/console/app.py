@@ -36,7 +36,7 @@ from servers.forum.models import Body, PostKind, Tags, Title
 from servers.kit.errors import ToolInputError
 from servers.kit.settings import Settings
 from servers.pgr.store import QUARANTINABLE
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 
 HERE = Path(__file__).parent
 FORUM_PAGE = 50

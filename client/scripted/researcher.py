@@ -21,7 +21,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from client.context import SUMMARY_REQUEST
+from client.compaction import SUMMARY_REQUEST
+from client.pgr_policy import FINAL_STATES
 from client.scripted.methods import ENTRY, FAMILIES, FILE, Knobs, family_for, read_knobs, render, vary
 
 MEMORY_MARK = "researcher-memory: "
@@ -455,7 +456,7 @@ def _on_post(m: Memory, data: dict[str, Any] | None, error: str) -> None:
 def _on_check(m: Memory, data: dict[str, Any] | None, error: str) -> None:
     entry = m.pending.pop(0)
     state = (data or {}).get("state")
-    if state in ("done", "failed", "flagged", "quarantined"):
+    if state in FINAL_STATES:
         detail = (data or {}).get("error") or ", ".join(map(str, (data or {}).get("flags", [])))
         m.reply_to = {**entry, "state": state, "pgr": (data or {}).get("pgr_mean"), "detail": detail}
         m.phase = "reply" if entry.get("post") else "feed"
@@ -510,7 +511,7 @@ def respond(agent: str, request: dict[str, Any]) -> tuple[list[dict[str, Any]], 
 
 
 def _asks_for_summary(messages: list[dict[str, Any]]) -> bool:
-    """Whether the client asks for the notes that replace the conversation (see client.context)."""
+    """Whether the client asks for the notes that replace the conversation (see client.compaction)."""
     last = messages[-1] if messages else {}
     content = last.get("content") if last.get("role") == "user" else None
     return isinstance(content, list) and any(block.get("text") == SUMMARY_REQUEST for block in content)

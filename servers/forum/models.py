@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from servers.kit.timestamps import UtcTimestamp
+
 PostKind = Literal["finding", "result", "idea", "question", "claim", "note"]
 Kind = Literal["finding", "result", "idea", "question", "claim", "note", "reply"]
 
@@ -18,7 +20,6 @@ Tags = Annotated[list[Tag], Field(max_length=10, description="At most 10 tags.")
 PostId = Annotated[int, Field(ge=1, description="A post id from post, feed or search.")]
 SnapshotRef = Annotated[str, Field(pattern=r"^[0-9a-f]{7,40}$", description="A storage snapshot id.")]
 SubmissionRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A PGR submission id.")]
-AgentName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 Limit = Annotated[int, Field(ge=1, le=200, description="Most posts to return (1-200).")]
 
 
@@ -36,7 +37,7 @@ class Post(BaseModel):
     snapshot: str | None = Field(description="Storage snapshot the post cites.")
     submission: str | None = Field(description="PGR submission the post cites.")
     score: int = Field(description="Sum of votes (+1/-1).")
-    created_at: str = Field(description="UTC, ISO 8601.")
+    created_at: UtcTimestamp
 
 
 class PostSummary(BaseModel):
@@ -53,7 +54,7 @@ class PostSummary(BaseModel):
     snapshot: str | None
     submission: str | None
     score: int
-    created_at: str
+    created_at: UtcTimestamp
 
 
 class Thread(BaseModel):

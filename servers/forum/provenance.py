@@ -14,8 +14,7 @@ from pathlib import Path
 
 from servers.kit.errors import NotFoundError, PermissionDeniedError, ToolInputError
 from servers.kit.settings import Settings
-from servers.storage.repository import SnapshotRepository
-from servers.storage.server import open_repository
+from servers.storage.store import SnapshotRepository, open_repository
 
 PGR_FILE = "pgr.sqlite"
 STORAGE_DIR = "storage.git"

@@ -12,11 +12,9 @@ from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from servers.forum.models import (
-    AgentName,
     Body,
     Feed,
     Kind,
@@ -35,8 +33,10 @@ from servers.forum.models import (
 )
 from servers.forum.provenance import Provenance
 from servers.forum.store import DATA_FILE, ForumStore
-from servers.kit.hosting import new_server
+from servers.kit.annotations import APPEND, IDEMPOTENT_WRITE, READ_ONLY
+from servers.kit.hosting import lifespan_state, new_server
 from servers.kit.identity import calling_agent
+from servers.kit.names import AgentName
 from servers.kit.settings import Settings
 
 INSTRUCTIONS = """\
@@ -48,10 +48,6 @@ the cursor it returned last time to see only what is new, `search` to find earli
 always post as yourself. Each agent may post, reply and vote only so often (an error names the
 limit and when it resets)."""
 
-WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
-READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
-SET = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
-
 
 @dataclass
 class ForumState:
@@ -61,7 +57,7 @@ class ForumState:
 
 
 def _state(ctx: Context) -> ForumState:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+    return lifespan_state(ctx, ForumState)
 
 
 def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPServer[Any]:
@@ -79,7 +75,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         "forum", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan
     )
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=APPEND)
     async def post(
         title: Title,
         body: Body,
@@ -102,7 +98,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             submission=submission,
         )
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=APPEND)
     async def reply(post_id: PostId, body: Body, ctx: Context) -> Post:
         """Reply to a post (a thread's first post or another reply), as yourself."""
         state = _state(ctx)
@@ -110,7 +106,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             author=calling_agent(state.local_agent), kind="reply", title="", body=body, tags=[], parent_id=post_id
         )
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def read_thread(
         post_id: PostId,
         ctx: Context,
@@ -120,7 +116,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Read the thread a post belongs to: its first post and a page of replies; page on with next_offset."""
         return await _state(ctx).store.thread(post_id, offset=offset, limit=limit)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def feed(
         ctx: Context,
         since: Annotated[int, Field(ge=0, description="Cursor from your last feed call; 0 for everything.")] = 0,
@@ -132,7 +128,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """What is new since your cursor, oldest first, optionally only one tag, kind or author."""
         return await _state(ctx).store.feed(since=since, limit=limit, tag=tag, kind=kind, author=author)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def search(
         query: Annotated[
             str, Field(min_length=1, max_length=500, description="Words to find; 'conf*' matches a prefix.")
@@ -146,7 +142,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Full-text search over titles, bodies and tags; best matches first, each with a snippet."""
         return await _state(ctx).store.search(query, limit=limit, tag=tag, kind=kind, author=author)
 
-    @server.tool(annotations=SET)
+    @server.tool(annotations=IDEMPOTENT_WRITE)
     async def vote(
         post_id: PostId,
         value: Annotated[Literal[1, -1, 0], Field(description="+1 up, -1 down, 0 to withdraw your vote.")],

@@ -8,7 +8,6 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from servers.forum.models import Feed, Post, PostSummary, SearchHit, SearchResul
 from servers.kit.database import Database, ReadOnlyFile, ReadStopped, StopCheck
 from servers.kit.errors import LimitError, NotFoundError, ToolInputError
 from servers.kit.settings import Settings, get_settings
+from servers.kit.timestamps import iso_utc
 
 EXCERPT_CHARS = 280
 MIN_PREFIX_CHARS = 2
@@ -71,14 +71,9 @@ _COLUMNS = "id, thread_id, parent_id, author, kind, title, body, tags, snapshot,
 _SEARCH_TERM = re.compile(r"[\w-]+\*?", re.UNICODE)
 
 
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _fields(row: Mapping[str, Any]) -> dict[str, Any]:
     fields = dict(row)
     fields["tags"] = json.loads(fields["tags"])
-    fields["created_at"] = _iso(fields["created_at"])
     return fields
 
 
@@ -167,7 +162,8 @@ class SearchBudget:
 
 def _limit_reached(what: str, setting: str, reset_at: float, now: float) -> LimitError:
     return LimitError(
-        f"{what} (setting AAR_{setting.upper()}); it resets at {_iso(reset_at)}, in {max(1, round(reset_at - now))} s"
+        f"{what} (setting AAR_{setting.upper()}); it resets at {iso_utc(reset_at)},"
+        f" in {max(1, round(reset_at - now))} s"
     )
 
 

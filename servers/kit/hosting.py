@@ -23,10 +23,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -39,6 +40,9 @@ from servers.kit.settings import Settings
 logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+
+
+State = TypeVar("State")
 
 
 class ServerFactory(Protocol):
@@ -70,6 +74,14 @@ def new_server(
         lifespan=_naming_start_failures(name, lifespan),
         log_level="WARNING",
     )
+
+
+def lifespan_state(ctx: Context, kind: type[State]) -> State:
+    """The state a server's lifespan yielded, checked to be a `kind`: a tool reads its store through this."""
+    state = ctx.request_context.lifespan_context
+    if not isinstance(state, kind):
+        raise TypeError(f"the lifespan state is a {type(state).__name__}, not a {kind.__name__}")
+    return state
 
 
 class ServerStartError(RuntimeError):

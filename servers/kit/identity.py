@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
 import time
 from pathlib import Path
@@ -20,8 +19,8 @@ from mcp.server.auth.provider import AccessToken
 
 from servers.kit.database import Database
 from servers.kit.errors import PermissionDeniedError, ToolInputError
+from servers.kit.names import AGENT_NAME
 
-AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 TOKEN_PREFIX = "aar_"
 OPERATOR_PREFIX = "human:"
 """A person acting through the console is `human:NAME`: never an agent's name (agents' names have no ':')."""

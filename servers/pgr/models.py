@@ -1,8 +1,29 @@
-"""What the PGR server's tools return."""
+"""What the PGR server's tools take and return, and the typed records its modules pass each other.
+
+The wire models (field descriptions are what an agent reads) come first; `TaskOutcome`,
+`SubmissionRecord` and `QuickQuery` stay on the server: they hold exact scores and the queue's
+bookkeeping, which agents only ever see through the coarse wire models.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+
+from servers.kit.timestamps import UtcTimestamp
+from servers.w2s.controls import Control
+
+TaskName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="A task name from task_info.")]
+EntryPoint = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}\.py:[A-Za-z_][A-Za-z0-9_]{0,100}$",
+        description="File in the snapshot and function name, e.g. 'method.py:method'.",
+    ),
+]
+SubmissionId = Annotated[str, Field(pattern=r"^sub_[0-9a-f]{12}$", description="An id returned by submit.")]
 
 
 class TaskOut(BaseModel):
@@ -14,7 +35,7 @@ class TaskOut(BaseModel):
     inputs: str = Field(description="Public inputs inside your sandbox (no labels).")
 
 
-class Budget(BaseModel):
+class ScoringBudget(BaseModel):
     evaluations_per_hour: int
     evaluations_left: int = Field(description="Yours this hour (the team's share may run out first).")
     team_evaluations_left: int
@@ -35,7 +56,7 @@ class TaskInfo(BaseModel):
     tasks: list[TaskOut] = Field(description="The public tasks (empty until ready).")
     secret_tasks: int = Field(description="Secret transfer tasks that official scores also average over.")
     method_api: str = Field(description="Where the method API is: read the resource, do not expect it here.")
-    budget: Budget
+    budget: ScoringBudget
 
 
 class QuickScore(BaseModel):
@@ -83,9 +104,9 @@ class Submission(BaseModel):
     error: str | None = Field(description="Why it failed: a category only; the method's output is never shown.")
     derived_from: list[str] = Field(description="Other agents' snapshots in this snapshot's storage ancestry.")
     same_code_as: str | None = Field(description="An earlier submission with exactly this code, if any.")
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
+    created_at: UtcTimestamp
+    started_at: UtcTimestamp | None
+    finished_at: UtcTimestamp | None
 
 
 class LeaderboardRow(BaseModel):
@@ -98,8 +119,62 @@ class LeaderboardRow(BaseModel):
     tasks: dict[str, float | None] = Field(description="Mean PGR per task, the secret transfer task's included.")
     derived_from: list[str] = Field(description="Other agents' snapshots this one builds on (storage ancestry).")
     same_code_as: str | None = Field(description="An earlier submission with exactly this code, if any.")
-    finished_at: float
+    finished_at: UtcTimestamp
 
 
 class Leaderboard(BaseModel):
     rows: list[LeaderboardRow] = Field(description="Official results only, best first.")
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """A task's exact scores over a submission's runs (never shown as they are: see servers.pgr.verdict)."""
+
+    task: str
+    pgr_mean: float | None
+    pgr_se: float | None
+    seeds: int
+    shuffled_pgr: float | None
+    decoy_pgr: float | None
+
+    def control_pgr(self, control: Control) -> float | None:
+        """The mean PGR of this task's runs under `control` ('shuffled' or 'decoy')."""
+        if control == "shuffled":
+            return self.shuffled_pgr
+        if control == "decoy":
+            return self.decoy_pgr
+        raise ValueError(f"no control runs of kind {control!r}")
+
+
+class SubmissionRecord(BaseModel):
+    """A row of the submission queue, as the store keeps it (times in Unix seconds)."""
+
+    id: str
+    seq: int
+    agent: str
+    snapshot: str
+    entry_point: str
+    state: str
+    progress_done: int
+    progress_total: int
+    pgr_mean: float | None
+    results: list[TaskResult]
+    flags: list[str]
+    error: str | None
+    mode: str | None
+    code_sha256: str | None
+    derived_from: list[str]
+    same_code_as: str | None
+    quarantined_by: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class QuickQuery:
+    """A quick query the team made on a task: its predictions and the coarse answer it got."""
+
+    predictions: str
+    accuracy: float
+    pgr: float | None

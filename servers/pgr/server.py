@@ -9,57 +9,45 @@ controls and a secret transfer task (docs/integrity.md). Run alone with `aar ser
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import os
-import secrets
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from servers.kit.annotations import APPEND, OVERWRITE, READ_ONLY
 from servers.kit.errors import NotFoundError, PermissionDeniedError, ToolInputError
-from servers.kit.hosting import new_server
+from servers.kit.hosting import lifespan_state, new_server
 from servers.kit.identity import OPERATOR_ONLY, calling_agent, is_operator
 from servers.kit.settings import Settings
 from servers.pgr.models import (
-    Budget,
+    EntryPoint,
     Leaderboard,
     LeaderboardRow,
-    Preparing,
     Progress,
     QuickScore,
+    ScoringBudget,
     Submission,
+    SubmissionId,
+    SubmissionRecord,
     TaskInfo,
+    TaskName,
     TaskOut,
-    TaskResult,
 )
 from servers.pgr.quick import coarse_answer, nearest_answer
-from servers.pgr.secret_task import derive_secret_tasks
+from servers.pgr.service import PgrState, code_fingerprint, open_service
 from servers.pgr.smuggling import find_smuggled
-from servers.pgr.store import DATA_FILE, PgrStore, Refusal, runner_data_dir
-from servers.pgr.submissions import SubmissionWorker
-from servers.pgr.testbed import TaskBench
-from servers.pgr.verdict import Margins
-from servers.sandbox.config import SandboxConfig
-from servers.sandbox.server import sandbox_config
-from servers.sandbox.service import Sandbox
+from servers.pgr.store import Refusal
 from servers.storage.models import SnapshotId
-from servers.storage.server import open_repository
-from servers.w2s.api import FINETUNE, FROZEN, StrongMode
-from servers.w2s.encoders import minilm_dir
 
 logger = logging.getLogger(__name__)
 
@@ -75,121 +63,31 @@ own sandbox, once per task and seed of the hidden test split, with controls that
 teacher (methods that do not learn from their teacher are flagged) and a secret transfer task.
 Follow it with `submission`; `leaderboard` lists official results. Read w2s://background first."""
 
-READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
-SCORE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
-
-TaskName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="A task name from task_info.")]
-EntryPoint = Annotated[
-    str,
-    Field(
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}\.py:[A-Za-z_][A-Za-z0-9_]{0,100}$",
-        description="File in the snapshot and function name, e.g. 'method.py:method'.",
-    ),
-]
-SubmissionId = Annotated[str, Field(pattern=r"^sub_[0-9a-f]{12}$", description="An id returned by submit.")]
-
-
-@dataclass
-class Preparation:
-    """The cold start's progress: task seeds cached so far, for an honest estimate of the rest."""
-
-    total: int
-    done: int = 0
-    started: float = field(default_factory=time.monotonic)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    failed: str | None = None
-
-    def report(self) -> Preparing:
-        elapsed = time.monotonic() - self.started
-        left = elapsed / self.done * (self.total - self.done) if self.done else None
-        return Preparing(done=self.done, total=self.total, seconds_left=None if left is None else round(left))
-
-    def check(self) -> None:
-        """Raise a clear error unless the data is ready (tools answer at once, never wait minutes)."""
-        if self.failed is not None:
-            raise ToolInputError(f"the scorer could not prepare its data ({self.failed}); tell the operator")
-        if not self.ready.is_set():
-            report = self.report()
-            eta = "" if report.seconds_left is None else f", about {report.seconds_left:.0f} s left"
-            raise ToolInputError(
-                f"the scorer is preparing its data ({report.done} of {report.total} task seeds{eta}); try again then"
-            )
-
-
-@dataclass
-class PgrState:
-    store: PgrStore
-    bench: TaskBench
-    preparation: Preparation
-    worker: SubmissionWorker
-    settings: Settings
-    local_agent: str | None
-    quick_locks: dict[str, asyncio.Lock]
-    texts: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
-
 
 def _state(ctx: Context) -> PgrState:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+    return lifespan_state(ctx, PgrState)
 
 
-def _submission(row: dict[str, Any], position: int) -> Submission:
+def _submission(row: SubmissionRecord, position: int) -> Submission:
     return Submission(
-        id=row["id"],
-        agent=row["agent"],
-        snapshot=row["snapshot"],
-        entry_point=row["entry_point"],
-        state=row["state"],
+        id=row.id,
+        agent=row.agent,
+        snapshot=row.snapshot,
+        entry_point=row.entry_point,
+        state=row.state,
         queue_position=position,
-        progress=Progress(done=row["progress_done"], total=row["progress_total"]),
-        pgr_mean=row["pgr_mean"],
-        mode=row["mode"],
-        results=[TaskResult(**result) for result in row["results"]],
-        flags=row["flags"],
-        error=row["error"],
-        derived_from=row["derived_from"],
-        same_code_as=row["same_code_as"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        progress=Progress(done=row.progress_done, total=row.progress_total),
+        pgr_mean=row.pgr_mean,
+        mode=row.mode,
+        results=row.results,
+        flags=row.flags,
+        error=row.error,
+        derived_from=row.derived_from,
+        same_code_as=row.same_code_as,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )
-
-
-def server_key(folder: Path) -> Path:
-    """The server's secret (controls' randomness), made once and readable by the server alone."""
-    path = folder / "secret.key"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(secrets.token_bytes(32))
-    return path
-
-
-def runner_sandbox_config(settings: Settings, mode: StrongMode) -> SandboxConfig:
-    """The server's own sandbox for one mode of submission runs; frozen runs cannot see model weights."""
-    config = sandbox_config(settings)
-    limits = dataclasses.replace(config.limits, job_timeout_s=settings.pgr_submission_timeout_s)
-    hidden = config.hidden_paths
-    if mode == FROZEN:
-        hidden = (*hidden, str(minilm_dir()), *map(str, settings.sandbox_model_dirs))
-    return dataclasses.replace(
-        config, data_dir=runner_data_dir(settings.data_dir, mode), limits=limits, mounts=(), hidden_paths=hidden
-    )
-
-
-def code_fingerprint(files: Mapping[str, bytes]) -> str:
-    """A hash of a snapshot's code that ignores file names, comments, docstring layout and formatting."""
-    parts = []
-    for content in files.values():
-        try:
-            parts.append(ast.dump(ast.parse(content)).encode())
-        except (SyntaxError, ValueError):
-            parts.append(content)
-    digest = hashlib.sha256()
-    for part in sorted(parts):
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()
 
 
 def _refusal_message(refusal: Refusal, what: str, setting: str) -> str:
@@ -203,163 +101,21 @@ def _refusal_message(refusal: Refusal, what: str, setting: str) -> str:
     )
 
 
-async def _precompute(
-    settings: Settings, key_file: Path, job: str, *extra: str, on_line: Callable[[str], None] | None = None
-) -> None:
-    """Run servers.pgr.precompute in a child process (logs to our stderr, stdout lines to on_line);
-    raise if it fails. Cancelling kills the child, so a server stops at once whatever it computes."""
-    args = ["-m", "servers.pgr.precompute", job, "--cache-dir", str(settings.cache_dir)]
-    args += [
-        "--seeds",
-        str(settings.pgr_seeds),
-        "--key-file",
-        str(key_file),
-        "--secret-dir",
-        str(settings.secret_tasks_dir),
-    ]
-    if settings.pgr_tasks_dir is not None:
-        args += ["--tasks-dir", str(settings.pgr_tasks_dir)]
-    process = await asyncio.create_subprocess_exec(sys.executable, *args, *extra, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        async for line in process.stdout:
-            if on_line is not None:
-                on_line(line.decode().strip())
-        code = await process.wait()
-    except asyncio.CancelledError:
-        process.kill()
-        await process.wait()
-        raise
-    if code != 0:
-        raise RuntimeError(f"servers.pgr.precompute {job} exited with {code}")
-
-
-class Precomputed:
-    """The fine-tuned ceilings and the reference method's scores, each computed once in a child process."""
-
-    def __init__(self, settings: Settings, key_file: Path) -> None:
-        self._settings = settings
-        self._key_file = key_file
-        self._lock = asyncio.Lock()
-        self._finetune_ready = False
-        self._reference: asyncio.Task[dict[str, float]] | None = None
-
-    async def ceilings(self, mode: StrongMode) -> None:
-        if mode != FINETUNE:
-            return
-        async with self._lock:
-            if not self._finetune_ready:
-                await _precompute(self._settings, self._key_file, "ceilings")
-                self._finetune_ready = True
-
-    def start_reference(self) -> None:
-        self._reference = asyncio.create_task(self._compute_reference())
-
-    async def _compute_reference(self) -> dict[str, float]:
-        out = self._settings.data_dir / "pgr" / f"reference-{self._settings.pgr_seeds}-seeds.json"
-        if not out.exists():
-            await _precompute(self._settings, self._key_file, "reference", "--out", str(out))
-        return json.loads(out.read_text())["means"]  # type: ignore[no-any-return]
-
-    async def reference(self) -> dict[str, float]:
-        """The reference method's mean PGR per task (empty, and the transfer check off, if it failed)."""
-        if self._reference is None:
-            return {}
-        try:
-            return await asyncio.shield(self._reference)
-        except Exception:
-            logger.exception("no reference scores: the transfer check is off")
-            return {}
-
-    def cancel(self) -> None:
-        if self._reference is not None:
-            self._reference.cancel()
-
-
-async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) -> None:
-    """Cache every task seed in a child process (reporting progress), then load the cache here."""
-    bench, preparation = state.bench, state.preparation
-
-    def prepared(line: str) -> None:
-        if line.startswith("prepared "):
-            preparation.done += 1
-            logger.info("%s (%.0f s)", line, time.monotonic() - preparation.started)
-
-    try:
-        await _precompute(state.settings, key_file, "prepare", on_line=prepared)
-    except RuntimeError as error:
-        logger.error("preparation failed: %s", error)
-        preparation.failed = str(error)
-        return
-    for task in bench.scored:
-        for seed in bench.seeds:
-            await bench.run(bench.prepare, task, seed)
-    await bench.run(bench.export_public_inputs, state.settings.public_tasks_dir)
-    state.texts["test"] = await bench.run(bench.test_texts)
-    state.texts["validation"] = await bench.run(bench.validation_texts)
-    preparation.ready.set()
-    precomputed.start_reference()
-
-
 def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPServer[Any]:
     """The PGR server over `settings.data_dir` (pgr.sqlite, the cache, its own submission sandboxes)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[PgrState]:
-        async with contextlib.AsyncExitStack() as stack:
-            sandboxes: dict[StrongMode, Sandbox] = {}
-            for mode in (FROZEN, FINETUNE):
-                sandbox = await Sandbox.open(
-                    runner_sandbox_config(settings, mode), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
-                )
-                stack.push_async_callback(sandbox.close)
-                sandboxes[mode] = sandbox
-            store = await PgrStore.open(settings.data_dir / DATA_FILE, synchronous=settings.sqlite_synchronous)
-            stack.push_async_callback(store.close)
-            key_file = server_key(settings.data_dir / "pgr")
-            if settings.pgr_secret_tasks_dir is None:
-                await asyncio.to_thread(derive_secret_tasks, settings.secret_tasks_dir)
-            bench = TaskBench(
-                settings.pgr_tasks_dir, settings.secret_tasks_dir, settings.cache_dir, settings.pgr_seeds,
-                key_file.read_bytes(),
-            )  # fmt: skip
-            stack.push_async_callback(bench.drain)
-            precomputed = Precomputed(settings, key_file)
-            stack.callback(precomputed.cancel)
-            worker = SubmissionWorker(
-                store,
-                bench,
-                await open_repository(settings),
-                sandboxes,
-                timeout_s=settings.pgr_submission_timeout_s,
-                margins=Margins(settings.pgr_control_margin, settings.pgr_decoy_margin, settings.pgr_transfer_margin),
-                ceilings=precomputed.ceilings,
-                reference=precomputed.reference,
-                parallel_runs=settings.pgr_parallel_runs,
-            )
-            preparation = Preparation(total=len(bench.scored) * len(bench.seeds))
-            state = PgrState(store, bench, preparation, worker, settings, local_agent, {})
-            tasks = [asyncio.create_task(_prepare(state, precomputed, key_file))]
-
-            async def work_when_ready() -> None:
-                await preparation.ready.wait()
-                await worker.run_forever()
-
-            tasks.append(asyncio.create_task(work_when_ready()))
-            try:
-                yield state
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+        async with open_service(settings, local_agent) as state:
+            yield state
 
     server = new_server("pgr", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan)
 
-    async def budget(state: PgrState, agent: str) -> Budget:
+    async def budget(state: PgrState, agent: str) -> ScoringBudget:
         since = time.time() - HOUR
         quick_mine, quick_team = await state.store.budget_used(agent, "quick", since)
         sub_mine, sub_team = await state.store.budget_used(agent, "submission", since)
-        return Budget(
+        return ScoringBudget(
             evaluations_per_hour=settings.pgr_evaluations_per_hour,
             evaluations_left=max(0, settings.pgr_evaluations_per_hour - quick_mine),
             team_evaluations_left=max(0, settings.pgr_team_evaluations_per_hour - quick_team),
@@ -372,7 +128,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         if task not in state.bench.tasks:
             raise NotFoundError(f"no task {task!r}: choose one of {', '.join(state.bench.tasks)}")
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def task_info(
         ctx: Context, task: Annotated[TaskName | None, Field(description="Only this task.")] = None
     ) -> TaskInfo:
@@ -396,7 +152,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             budget=await budget(state, agent),
         )
 
-    @server.tool(annotations=SCORE)
+    @server.tool(annotations=APPEND)
     async def evaluate_predictions(
         task: TaskName,
         predictions: Annotated[
@@ -430,9 +186,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             )  # fmt: skip
 
         async with state.quick_locks.setdefault(task, asyncio.Lock()):
-            earlier = [
-                (row["predictions"], row["accuracy"], row["pgr"]) for row in await state.store.quick_queries(task)
-            ]
+            earlier = [(q.predictions, q.accuracy, q.pgr) for q in await state.store.quick_queries(task)]
             repeated = nearest_answer(predictions, earlier)
             if repeated is None:
                 refusal = await state.store.reserve(
@@ -461,7 +215,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             evaluations_left=(await budget(state, agent)).evaluations_left,
         )
 
-    @server.tool(annotations=SCORE)
+    @server.tool(annotations=APPEND)
     async def submit(snapshot: SnapshotId, entry_point: EntryPoint, ctx: Context) -> Submission:
         """Queue a stored snapshot for the official score; returns at once (follow it with `submission`)."""
         state = _state(ctx)
@@ -484,10 +238,10 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         derived_from = [info.id for info in ancestry if info.author != agent]
         fingerprint = code_fingerprint(code)
         twin = await state.store.first_with_code(fingerprint)
-        if twin is not None and twin["agent"] != agent and twin["snapshot"] not in {info.id for info in ancestry}:
+        if twin is not None and twin.agent != agent and twin.snapshot not in {info.id for info in ancestry}:
             raise ToolInputError(
-                f"this is exactly the code of {twin['agent']}'s submission {twin['id']} (snapshot"
-                f" {twin['snapshot'][:12]}): to build on it, save your snapshot with based_on={twin['snapshot'][:12]}"
+                f"this is exactly the code of {twin.agent}'s submission {twin.id} (snapshot"
+                f" {twin.snapshot[:12]}): to build on it, save your snapshot with based_on={twin.snapshot[:12]}"
                 " so the credit is traceable, and change something"
             )
         refusal = await state.store.reserve(
@@ -496,8 +250,8 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         )  # fmt: skip
         if refusal is not None:
             raise ToolInputError(_refusal_message(refusal, "submission", "AAR_PGR_SUBMISSIONS_PER_HOUR"))
-        public_tests = {name: texts for name, texts in state.texts["test"].items() if name in state.bench.tasks}
-        findings = await asyncio.to_thread(find_smuggled, code, public_tests, state.texts["validation"])
+        public_tests = {name: texts for name, texts in state.test_texts.items() if name in state.bench.tasks}
+        findings = await asyncio.to_thread(find_smuggled, code, public_tests, state.validation_texts)
         if findings:
             logger.warning("refused %s's snapshot %s: %s", agent, full_id[:12], findings)
             what = "; ".join(f"{f.count} {f.kind} of task {f.task}" for f in findings)
@@ -508,22 +262,22 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             )
         row = await state.store.create_submission(
             agent=agent, snapshot=full_id, entry_point=entry_point, code_sha256=fingerprint,
-            derived_from=derived_from, same_code_as=None if twin is None else twin["id"],
+            derived_from=derived_from, same_code_as=None if twin is None else twin.id,
         )  # fmt: skip
         state.worker.wake()
-        return _submission(row, await state.store.queue_position(row["id"]))
+        return _submission(row, await state.store.queue_position(row.id))
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def submission(submission_id: SubmissionId, ctx: Context) -> Submission:
         """A submission's state, progress, and when done its PGR per task (secret task included) and control runs."""
         state = _state(ctx)
         row = await state.store.submission(submission_id)
         if row is None:
             raise NotFoundError(f"no submission {submission_id!r}: submit returns the id")
-        position = await state.store.queue_position(submission_id) if row["state"] == "queued" else 0
+        position = await state.store.queue_position(submission_id) if row.state == "queued" else 0
         return _submission(row, position)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def leaderboard(
         ctx: Context, limit: Annotated[int, Field(ge=1, le=200, description="Most rows to return.")] = 20
     ) -> Leaderboard:
@@ -533,22 +287,21 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             rows=[
                 LeaderboardRow(
                     rank=rank,
-                    agent=row["agent"],
-                    submission_id=row["id"],
-                    snapshot=row["snapshot"],
-                    entry_point=row["entry_point"],
-                    pgr_mean=row["pgr_mean"],
-                    tasks={result["task"]: result["pgr_mean"] for result in row["results"]},
-                    derived_from=row["derived_from"],
-                    same_code_as=row["same_code_as"],
-                    finished_at=row["finished_at"],
+                    agent=row.agent,
+                    submission_id=row.id,
+                    snapshot=row.snapshot,
+                    entry_point=row.entry_point,
+                    pgr_mean=row.pgr_mean,
+                    tasks={result.task: result.pgr_mean for result in row.results},
+                    derived_from=row.derived_from,
+                    same_code_as=row.same_code_as,
+                    finished_at=row.finished_at,
                 )
                 for rank, row in enumerate(rows, 1)
             ]
         )
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True),
-                 meta={OPERATOR_ONLY: True})  # fmt: skip
+    @server.tool(annotations=OVERWRITE, meta={OPERATOR_ONLY: True})
     async def quarantine(submission_id: SubmissionId, ctx: Context) -> Submission:
         """Operators only (a person, human:NAME): take a scored submission off the leaderboard, as yourself."""
         state = _state(ctx)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from servers.kit.database import Database, ReadOnlyFile
+from servers.pgr.models import QuickQuery, SubmissionRecord, TaskResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -98,13 +99,12 @@ OFFICIAL = "state = 'done' AND pgr_mean IS NOT NULL"
 """Which submissions are on the leaderboard: scored, not flagged, not quarantined."""
 
 
-def submission_fields(row: Any) -> dict[str, Any]:
-    """A `submissions` row as a dict, its JSON columns decoded."""
+def submission_record(row: Any) -> SubmissionRecord:
+    """A `submissions` row, its JSON columns decoded."""
     fields = dict(row)
-    fields["results"] = json.loads(fields["results"])
-    fields["flags"] = json.loads(fields["flags"])
-    fields["derived_from"] = json.loads(fields["derived_from"])
-    return fields
+    for column in ("results", "flags", "derived_from"):
+        fields[column] = json.loads(fields[column])
+    return SubmissionRecord.model_validate(fields)
 
 
 @dataclass(frozen=True)
@@ -163,11 +163,12 @@ class PgrStore:
         )
         return (int(row["mine"]), int(row["team"])) if row else (0, 0)
 
-    async def quick_queries(self, task: str) -> list[Any]:
+    async def quick_queries(self, task: str) -> list[QuickQuery]:
         """Every quick query the team made on a task: predictions and the answer it got."""
-        return await self._database.fetch_all(
+        rows = await self._database.fetch_all(
             "SELECT predictions, accuracy, pgr FROM quick_queries WHERE task = ? ORDER BY id", (task,)
         )
+        return [QuickQuery(row["predictions"], row["accuracy"], row["pgr"]) for row in rows]
 
     async def record_quick_query(
         self, *, task: str, agent: str, predictions: str, accuracy: float, pgr: float | None
@@ -232,7 +233,7 @@ class PgrStore:
         code_sha256: str,
         derived_from: list[str],
         same_code_as: str | None,
-    ) -> dict[str, Any]:
+    ) -> SubmissionRecord:
         submission_id = "sub_" + secrets.token_hex(6)
         async with self._database.transaction() as connection:
             await connection.execute(
@@ -246,22 +247,22 @@ class PgrStore:
             )  # fmt: skip
         return await self.submission(submission_id)  # type: ignore[return-value]
 
-    async def first_with_code(self, code_sha256: str) -> dict[str, Any] | None:
+    async def first_with_code(self, code_sha256: str) -> SubmissionRecord | None:
         """The earliest submission of exactly this code (after normalisation), if any."""
         row = await self._database.fetch_one(
             "SELECT * FROM submissions WHERE code_sha256 = ? ORDER BY seq LIMIT 1", (code_sha256,)
         )
-        return None if row is None else submission_fields(row)
+        return None if row is None else submission_record(row)
 
-    async def submission(self, submission_id: str) -> dict[str, Any] | None:
+    async def submission(self, submission_id: str) -> SubmissionRecord | None:
         row = await self._database.fetch_one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
-        return None if row is None else submission_fields(row)
+        return None if row is None else submission_record(row)
 
-    async def next_queued(self) -> dict[str, Any] | None:
+    async def next_queued(self) -> SubmissionRecord | None:
         row = await self._database.fetch_one(
             f"SELECT s.* FROM submissions s WHERE s.state = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
         )
-        return None if row is None else submission_fields(row)
+        return None if row is None else submission_record(row)
 
     async def requeue_running(self) -> int:
         """After a restart: submissions that were running are run again from the start."""
@@ -272,16 +273,20 @@ class PgrStore:
             return cursor.rowcount
 
     async def update(self, submission_id: str, **fields: Any) -> None:
-        for key in ("results", "flags"):
-            if key in fields:
-                fields[key] = json.dumps(fields[key])
+        """Set columns of a submission; `results` is a list of `TaskResult`."""
+        if "results" in fields:
+            fields["results"] = json.dumps(
+                [TaskResult.model_validate(result).model_dump() for result in fields["results"]]
+            )
+        if "flags" in fields:
+            fields["flags"] = json.dumps(fields["flags"])
         assignments = ", ".join(f"{key} = ?" for key in fields)
         async with self._database.transaction() as connection:
             await connection.execute(
                 f"UPDATE submissions SET {assignments} WHERE id = ?", (*fields.values(), submission_id)
             )
 
-    async def quarantine(self, submission_id: str, by: str) -> dict[str, Any]:
+    async def quarantine(self, submission_id: str, by: str) -> SubmissionRecord:
         """Take a scored submission off the leaderboard on a person's word; raises ValueError if it cannot be."""
         async with self._database.transaction() as connection:
             cursor = await connection.execute(
@@ -292,10 +297,8 @@ class PgrStore:
         submission = await self.submission(submission_id)
         if submission is None:
             raise ValueError(f"no submission {submission_id!r}")
-        if not changed and submission["state"] != "quarantined":
-            raise ValueError(
-                f"submission {submission_id} is {submission['state']}: only scored ones can be quarantined"
-            )
+        if not changed and submission.state != "quarantined":
+            raise ValueError(f"submission {submission_id} is {submission.state}: only scored ones can be quarantined")
         return submission
 
     async def queue_position(self, submission_id: str) -> int:
@@ -307,22 +310,22 @@ class PgrStore:
         ids = [row["id"] for row in rows]
         return ids.index(submission_id) if submission_id in ids else 0
 
-    async def leaderboard(self, limit: int) -> list[dict[str, Any]]:
+    async def leaderboard(self, limit: int) -> list[SubmissionRecord]:
         """Official rows only: finished, unflagged, not quarantined; best first."""
         rows = await self._database.fetch_all(
             f"SELECT * FROM submissions WHERE {OFFICIAL} ORDER BY pgr_mean DESC, finished_at LIMIT ?",
             (limit,),
         )
-        return [submission_fields(row) for row in rows]
+        return [submission_record(row) for row in rows]
 
-    async def submissions(self, *, agent: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    async def submissions(self, *, agent: str | None = None, limit: int = 100) -> list[SubmissionRecord]:
         if agent is None:
             rows = await self._database.fetch_all("SELECT * FROM submissions ORDER BY seq DESC LIMIT ?", (limit,))
         else:
             rows = await self._database.fetch_all(
                 "SELECT * FROM submissions WHERE agent = ? ORDER BY seq DESC LIMIT ?", (agent, limit)
             )
-        return [submission_fields(row) for row in rows]
+        return [submission_record(row) for row in rows]
 
 
 DATA_FILE = "pgr.sqlite"
@@ -335,6 +338,11 @@ def runner_data_dir(data_dir: Path, mode: str) -> Path:
     return data_dir / "pgr" / mode
 
 
+def _submission_fields(row: Any) -> dict[str, Any]:
+    """A `submissions` row as the console reads it: the record's fields, JSON columns decoded."""
+    return submission_record(row).model_dump()
+
+
 class PgrReader:
     """The PGR server's file opened read-only, for an operator's console: never a write."""
 
@@ -345,16 +353,16 @@ class PgrReader:
     def submissions(self, *, state: str | None = None) -> list[dict[str, Any]]:
         """Submissions in the order they were made (of one state if given)."""
         where, params = ("WHERE state = ?", [state]) if state else ("", [])
-        return [submission_fields(row) for row in self._file.rows(f"SELECT * FROM submissions {where} ORDER BY seq", params)]
+        return [_submission_fields(row) for row in self._file.rows(f"SELECT * FROM submissions {where} ORDER BY seq", params)]
 
     def submission(self, submission_id: str) -> dict[str, Any] | None:
         rows = self._file.rows("SELECT * FROM submissions WHERE id = ?", [submission_id])
-        return submission_fields(rows[0]) if rows else None
+        return _submission_fields(rows[0]) if rows else None
 
     def leaderboard(self) -> list[dict[str, Any]]:
         """Official rows only (what the leaderboard tool lists), best first."""
         sql = f"SELECT * FROM submissions WHERE {OFFICIAL} ORDER BY pgr_mean DESC, finished_at"
-        return [submission_fields(row) for row in self._file.rows(sql)]
+        return [_submission_fields(row) for row in self._file.rows(sql)]
 
     def refused_evaluations(self) -> list[dict[str, Any]]:
         """Quick evaluations refused for the hourly budget (the audit keeps each attempt)."""

@@ -18,16 +18,16 @@ import os
 import shlex
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from servers.kit.errors import ToolInputError
+from servers.pgr.models import SubmissionRecord
 from servers.pgr.store import PgrStore
 from servers.pgr.testbed import RunRef, RunScore, TaskBench, run_outcomes
 from servers.pgr.verdict import Margins, judge
 from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
 from servers.sandbox.service import Sandbox
-from servers.storage.repository import SnapshotRepository
+from servers.storage.store import SnapshotRepository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 
 __all__ = ["FAILURES", "SubmissionWorker"]
@@ -104,21 +104,21 @@ class SubmissionWorker:
             try:
                 await self.run(submission)
             except Exception:  # one broken submission must not stop the queue
-                logger.exception("submission %s crashed the worker", submission["id"])
+                logger.exception("submission %s crashed the worker", submission.id)
                 await self._store.update(
-                    submission["id"], state="failed", error="server error (the operator has the log)",
+                    submission.id, state="failed", error="server error (the operator has the log)",
                     finished_at=time.time(),
                 )  # fmt: skip
 
-    async def run(self, submission: dict[str, Any]) -> None:
-        submission_id = submission["id"]
-        logger.info("running %s (%s %s)", submission_id, submission["snapshot"][:12], submission["entry_point"])
+    async def run(self, submission: SubmissionRecord) -> None:
+        submission_id = submission.id
+        logger.info("running %s (%s %s)", submission_id, submission.snapshot[:12], submission.entry_point)
         started = time.time()
         await self._store.update(submission_id, state="running", started_at=started, progress_done=0)
         deadline = time.monotonic() + self._timeout_s
         try:
-            code = await self.repository.read_all(submission["snapshot"])
-            mode = await self._declared_mode(submission_id, submission["entry_point"], code)
+            code = await self.repository.read_all(submission.snapshot)
+            mode = await self._declared_mode(submission_id, submission.entry_point, code)
             await self._store.update(submission_id, mode=mode)
             await self._ceilings(mode)
             refs = self._bench.plan_runs()
@@ -148,7 +148,7 @@ class SubmissionWorker:
             return
         for ref, score in scored:
             await self._store.record_evaluation(
-                agent=submission["agent"],
+                agent=submission.agent,
                 kind="submission",
                 task=ref.task,
                 split="test",
@@ -209,12 +209,12 @@ class SubmissionWorker:
         return FINETUNE if mode.strip() == FINETUNE else FROZEN
 
     async def _run(
-        self, submission: dict[str, Any], ref: RunRef, mode: StrongMode, code: dict[str, bytes], deadline: float
+        self, submission: SubmissionRecord, ref: RunRef, mode: StrongMode, code: dict[str, bytes], deadline: float
     ) -> str:
         sandbox = self._sandboxes[mode]
-        workspace = f"{submission['id']}-{ref.run_id[:8]}"
+        workspace = f"{submission.id}-{ref.run_id[:8]}"
         bundle = await self._bench.run(self._bench.bundle, ref, mode)
-        entry = shlex.quote(submission["entry_point"])
+        entry = shlex.quote(submission.entry_point)
         command = f"{self._threads} python -m servers.w2s.runner --entry {entry} --bundle run.pt --out predictions.txt"
         try:
             remaining = deadline - time.monotonic()

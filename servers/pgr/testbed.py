@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from servers.pgr.models import TaskOutcome
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 from servers.w2s.bundle import parse_predictions, save_bundle
 from servers.w2s.controls import Control, control_accuracy, decoy_task, shuffled_order
@@ -210,17 +211,24 @@ class TaskBench:
         }
 
 
-def run_outcomes(scores: list[tuple[RunRef, RunScore]], order: list[str]) -> list[dict[str, Any]]:
+def run_outcomes(scores: list[tuple[RunRef, RunScore]], order: list[str]) -> list[TaskOutcome]:
     """Exact per-task means, tasks in ``order`` (never shown as they are: see servers.pgr.verdict)."""
+
+    def mean_pgr(task: str, control: Control) -> float | None:
+        values = [s.pgr for ref, s in scores if ref.task == task and ref.control == control and s.pgr is not None]
+        return float(np.mean(values)) if values else None
+
     results = []
     for task in [name for name in order if any(ref.task == name for ref, _ in scores)]:
-        row: dict[str, Any] = {"task": task}
         real = [s.pgr for ref, s in scores if ref.task == task and ref.control == "none" and s.pgr is not None]
-        row["pgr_mean"] = float(np.mean(real)) if real else None
-        row["pgr_se"] = float(np.std(real, ddof=1) / np.sqrt(len(real))) if len(real) > 1 else None
-        row["seeds"] = sum(1 for ref, _ in scores if ref.task == task and ref.control == "none")
-        for control in CONTROL_KINDS:
-            values = [s.pgr for ref, s in scores if ref.task == task and ref.control == control and s.pgr is not None]
-            row[f"{control}_pgr"] = float(np.mean(values)) if values else None
-        results.append(row)
+        results.append(
+            TaskOutcome(
+                task=task,
+                pgr_mean=float(np.mean(real)) if real else None,
+                pgr_se=float(np.std(real, ddof=1) / np.sqrt(len(real))) if len(real) > 1 else None,
+                seeds=sum(1 for ref, _ in scores if ref.task == task and ref.control == "none"),
+                shuffled_pgr=mean_pgr(task, "shuffled"),
+                decoy_pgr=mean_pgr(task, "decoy"),
+            )
+        )
     return results

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from servers.pgr.models import TaskOutcome, TaskResult
+from servers.w2s.controls import Control
 
 __all__ = ["PGR_STEP", "Margins", "Verdict", "coarse", "judge"]
 
@@ -44,7 +46,7 @@ class Margins:
 @dataclass(frozen=True)
 class Verdict:
     state: str
-    results: list[dict[str, Any]]
+    results: list[TaskResult]
     flags: list[str]
     pgr_mean: float | None
 
@@ -54,35 +56,34 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(defined)) if defined else None
 
 
-def _gap(rows: list[dict[str, Any]], control: str) -> float | None:
-    return _mean(
-        [
-            row["pgr_mean"] - row[f"{control}_pgr"]
-            for row in rows
-            if row["pgr_mean"] is not None and row[f"{control}_pgr"] is not None
-        ]
-    )
+def _gap(rows: list[TaskOutcome], control: Control) -> float | None:
+    gaps: list[float | None] = []
+    for row in rows:
+        controlled = row.control_pgr(control)
+        if row.pgr_mean is not None and controlled is not None:
+            gaps.append(row.pgr_mean - controlled)
+    return _mean(gaps)
 
 
 def transfer_excess(
-    rows: list[dict[str, Any]], families: Mapping[str, str], secret: set[str], reference: Mapping[str, float]
+    rows: list[TaskOutcome], families: Mapping[str, str], secret: set[str], reference: Mapping[str, float]
 ) -> float | None:
     """The most a public task's gain over the reference exceeds the mean gain on its family's secret tasks."""
 
-    def gain(row: dict[str, Any]) -> float | None:
-        base = reference.get(row["task"])
-        return None if row["pgr_mean"] is None or base is None else row["pgr_mean"] - base
+    def gain(row: TaskOutcome) -> float | None:
+        base = reference.get(row.task)
+        return None if row.pgr_mean is None or base is None else row.pgr_mean - base
 
     excesses = []
-    for family in {families[row["task"]] for row in rows if row["task"] in secret}:
-        hidden = _mean([gain(row) for row in rows if row["task"] in secret and families[row["task"]] == family])
-        public = [gain(row) for row in rows if row["task"] not in secret and families[row["task"]] == family]
+    for family in {families[row.task] for row in rows if row.task in secret}:
+        hidden = _mean([gain(row) for row in rows if row.task in secret and families[row.task] == family])
+        public = [gain(row) for row in rows if row.task not in secret and families[row.task] == family]
         excesses += [g - hidden for g in public if g is not None and hidden is not None]
     return max(excesses) if excesses else None
 
 
 def judge(
-    rows: list[dict[str, Any]],
+    rows: list[TaskOutcome],
     families: Mapping[str, str],
     secret: set[str],
     margins: Margins,
@@ -110,16 +111,16 @@ def judge(
             " leaderboard"
         )
     shown = [
-        {
-            "task": row["task"],
-            "secret": row["task"] in secret,
-            "pgr_mean": coarse(row["pgr_mean"]),
-            "pgr_se": coarse(row["pgr_se"]),
-            "seeds": row["seeds"],
-            "shuffled_pgr": coarse(row["shuffled_pgr"]),
-            "decoy_pgr": coarse(row["decoy_pgr"]),
-        }
+        TaskResult(
+            task=row.task,
+            secret=row.task in secret,
+            pgr_mean=coarse(row.pgr_mean),
+            pgr_se=coarse(row.pgr_se),
+            seeds=row.seeds,
+            shuffled_pgr=coarse(row.shuffled_pgr),
+            decoy_pgr=coarse(row.decoy_pgr),
+        )
         for row in rows
     ]
-    mean = _mean([row["pgr_mean"] for row in shown])
+    mean = _mean([row.pgr_mean for row in shown])
     return Verdict(state="flagged" if flags else "done", results=shown, flags=flags, pgr_mean=coarse(mean, 0.01))

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from servers.kit.names import AGENT_NAME
 from servers.sandbox.errors import NotFoundError, PathError, ToolInputError
 
-AGENT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MAX_PATH_CHARS = 1024
 MAX_COMPONENT_CHARS = 255
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -25,7 +24,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def validate_agent(agent: str) -> str:
     """Return `agent` if it is a valid agent name (it names directories, so it is strict)."""
-    if not isinstance(agent, str) or not AGENT_PATTERN.fullmatch(agent):
+    if not isinstance(agent, str) or not AGENT_NAME.fullmatch(agent):
         raise ToolInputError(
             f"invalid agent name {agent!r}: use 1-32 of a-z, 0-9, '_' and '-', starting with a letter or digit"
         )

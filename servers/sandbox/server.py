@@ -15,11 +15,11 @@ from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from servers.kit.annotations import APPEND, DESTRUCTIVE, OVERWRITE, READ_ONLY
 from servers.kit.errors import ToolInputError
-from servers.kit.hosting import new_server
+from servers.kit.hosting import lifespan_state, new_server
 from servers.kit.identity import calling_agent
 from servers.kit.progress import with_progress
 from servers.kit.settings import Settings
@@ -38,8 +38,7 @@ from servers.sandbox.models import (
 )
 from servers.sandbox.service import Sandbox
 from servers.storage.models import Snapshot, SnapshotId
-from servers.storage.repository import SnapshotRepository
-from servers.storage.server import open_repository
+from servers.storage.store import SnapshotRepository, open_repository
 
 INSTRUCTIONS = """\
 Your own isolated workspace (/workspace inside commands): write files, run commands with `exec`
@@ -47,10 +46,6 @@ Your own isolated workspace (/workspace inside commands): write files, run comma
 poll `job_status`/`job_logs`). There is no network. Python with torch and transformers is there,
 and the method API (`import servers.w2s.api`). `load_snapshot` checks out anyone's stored
 snapshot; `save_snapshot` stores your files as a snapshot to cite and submit."""
-
-WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True)
-READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
-RUN = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 
 WorkspacePath = Annotated[str, Field(min_length=1, max_length=1024, description="Relative to your workspace.")]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "lost"]
@@ -66,7 +61,7 @@ class SandboxState:
 
 
 def _state(ctx: Context) -> SandboxState:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+    return lifespan_state(ctx, SandboxState)
 
 
 def sandbox_config(settings: Settings) -> SandboxConfig:
@@ -108,14 +103,14 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         state = _state(ctx)
         return calling_agent(state.local_agent), state.sandbox
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=OVERWRITE)
     async def write_file(path: WorkspacePath, content: str, ctx: Context) -> WrittenFile:
         """Create or replace a text file in your workspace (folders are created)."""
         agent, sandbox = agent_and_sandbox(ctx)
         entry = await sandbox.write_file(agent, path, content)
         return WrittenFile(path=entry.path, size=entry.size)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def read_file(
         path: WorkspacePath,
         ctx: Context,
@@ -134,7 +129,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             content=chunk.text,
         )
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def list_files(
         ctx: Context,
         path: Annotated[str, Field(max_length=1024, description="Folder in your workspace.")] = ".",
@@ -148,7 +143,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         entries = [ListedFile(path=e.path, kind=e.kind, size=e.size) for e in listing.entries]
         return FileList(entries=entries, truncated=listing.next_offset is not None, next_offset=listing.next_offset)
 
-    @server.tool(name="exec", annotations=RUN)
+    @server.tool(name="exec", annotations=DESTRUCTIVE)
     async def exec_command(
         command: Command,
         ctx: Context,
@@ -170,7 +165,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         )
         return CommandResult(**dataclasses.asdict(result))
 
-    @server.tool(annotations=RUN)
+    @server.tool(annotations=DESTRUCTIVE)
     async def start_job(
         name: Annotated[str, Field(min_length=1, max_length=100, description="A name you will recognise.")],
         command: Command,
@@ -182,13 +177,13 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         job_id = await sandbox.start_job(agent, name, command, timeout_s)
         return _job(await sandbox.job_status(agent, job_id))
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def job_status(job_id: JobId, ctx: Context) -> Job:
         """The state of one of your jobs."""
         agent, sandbox = agent_and_sandbox(ctx)
         return _job(await sandbox.job_status(agent, job_id))
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def job_logs(
         job_id: JobId,
         ctx: Context,
@@ -200,7 +195,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         chunk = await sandbox.job_logs(agent, job_id, offset, limit)
         return JobLog(**dataclasses.asdict(chunk))
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def list_jobs(
         ctx: Context,
         state: Annotated[JobState | None, Field(description="Only jobs in this state.")] = None,
@@ -211,19 +206,19 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         jobs = [_job(info) for info in reversed(await sandbox.list_jobs(agent)) if state in (None, info.state)]
         return JobList(jobs=jobs[:limit])
 
-    @server.tool(annotations=RUN)
+    @server.tool(annotations=DESTRUCTIVE)
     async def cancel_job(job_id: JobId, ctx: Context) -> Job:
         """Stop a job and every process it started."""
         agent, sandbox = agent_and_sandbox(ctx)
         return _job(await sandbox.cancel_job(agent, job_id))
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False))
+    @server.tool(annotations=DESTRUCTIVE)
     async def delete_job(job_id: JobId, ctx: Context) -> Job:
         """Delete a finished job and its log, which count toward your disk quota (old ones go by themselves)."""
         agent, sandbox = agent_and_sandbox(ctx)
         return _job(await sandbox.delete_job(agent, job_id))
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=OVERWRITE)
     async def load_snapshot(snapshot: SnapshotId, ctx: Context) -> LoadedSnapshot:
         """Check a stored snapshot (anyone's) out into your workspace, overwriting files of the same name."""
         state = _state(ctx)
@@ -232,7 +227,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         written = await state.sandbox.import_files(agent, files)
         return LoadedSnapshot(snapshot=await state.repository.resolve(snapshot), files=written)
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
+    @server.tool(annotations=APPEND)
     async def save_snapshot(
         paths: Annotated[list[WorkspacePath], Field(min_length=1, max_length=500, description="Files or folders.")],
         message: Annotated[str, Field(min_length=1, max_length=2000, description="What changed and why.")],

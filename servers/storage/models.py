@@ -1,4 +1,4 @@
-"""What the storage server's tools return."""
+"""What the storage server's tools take and return; the field descriptions are what an agent reads."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from servers.kit.timestamps import UtcTimestamp
+
 SnapshotId = Annotated[
     str, Field(pattern=r"^[0-9a-f]{7,40}$", description="A snapshot id (a commit hash; 7 or more leading hex digits).")
 ]
+FilePath = Annotated[str, Field(min_length=1, max_length=255, description="Relative path, e.g. 'method.py'.")]
+Limit = Annotated[int, Field(ge=1, le=100, description="Most snapshots to return (1-100).")]
+Skip = Annotated[int, Field(ge=0, description="Skip this many first (for the next page, add the count you got).")]
+Offset = Annotated[int, Field(ge=0, description="Character offset to start at (next_offset of the previous page).")]
+Chars = Annotated[int | None, Field(ge=1, description="Most characters to return (capped by the server).")]
 
 
 class SnapshotInfo(BaseModel):
@@ -17,7 +24,7 @@ class SnapshotInfo(BaseModel):
     id: str = Field(description="The snapshot id (full commit hash).")
     author: str
     message: str
-    created_at: str = Field(description="UTC, ISO 8601.")
+    created_at: UtcTimestamp
     parents: list[str] = Field(description="Earlier snapshots: the author's previous one, then the one it builds on.")
     based_on: str | None = Field(description="The snapshot whose files this one started from, if any.")
 

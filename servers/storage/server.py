@@ -13,28 +13,31 @@ from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from servers.kit.hosting import new_server
+from servers.kit.annotations import APPEND, READ_ONLY
+from servers.kit.hosting import lifespan_state, new_server
 from servers.kit.identity import calling_agent
+from servers.kit.names import AgentName
 from servers.kit.settings import Settings
-from servers.storage.models import Diff, FileContent, Snapshot, SnapshotId, SnapshotList
-from servers.storage.repository import Limits, SnapshotRepository
+from servers.storage.models import (
+    Chars,
+    Diff,
+    FileContent,
+    FilePath,
+    Limit,
+    Offset,
+    Skip,
+    Snapshot,
+    SnapshotId,
+    SnapshotList,
+)
+from servers.storage.store import SnapshotRepository, open_repository
 
 INSTRUCTIONS = """\
 Versioned code snapshots shared by the team, kept in a git repository with one branch per
 researcher. `save` files to get a snapshot id; cite it in forum posts and PGR submissions.
 Build on anyone's snapshot with `based_on`. Every snapshot is readable by everyone."""
-
-READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
-WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
-
-FilePath = Annotated[str, Field(min_length=1, max_length=255, description="Relative path, e.g. 'method.py'.")]
-Limit = Annotated[int, Field(ge=1, le=100, description="Most snapshots to return (1-100).")]
-Skip = Annotated[int, Field(ge=0, description="Skip this many first (for the next page, add the count you got).")]
-Offset = Annotated[int, Field(ge=0, description="Character offset to start at (next_offset of the previous page).")]
-Chars = Annotated[int | None, Field(ge=1, description="Most characters to return (capped by the server).")]
 
 
 @dataclass
@@ -44,21 +47,7 @@ class StorageState:
 
 
 def _state(ctx: Context) -> StorageState:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
-
-
-async def open_repository(settings: Settings) -> SnapshotRepository:
-    """The snapshot repository of `settings.data_dir` (also used by the sandbox and pgr servers)."""
-    limits = Limits(
-        max_file_bytes=settings.storage_max_file_bytes,
-        max_snapshot_bytes=settings.storage_max_snapshot_bytes,
-        max_files=settings.storage_max_files,
-        max_diff_chars=settings.storage_max_diff_chars,
-        max_read_chars=settings.storage_max_read_chars,
-    )
-    repository = SnapshotRepository(settings.data_dir / "storage.git", limits)
-    await repository.init()
-    return repository
+    return lifespan_state(ctx, StorageState)
 
 
 def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPServer[Any]:
@@ -73,7 +62,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         "storage", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan
     )
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=APPEND)
     async def save(
         files: Annotated[dict[str, str], Field(description="Path to full text content of each file to write.")],
         message: Annotated[str, Field(min_length=1, max_length=2000, description="What changed and why.")],
@@ -90,12 +79,10 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             agent=calling_agent(state.local_agent), files=files, message=message, based_on=based_on, delete=delete
         )
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def list_snapshots(
         ctx: Context,
-        author: Annotated[
-            str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Only this agent's.")
-        ] = None,
+        author: Annotated[AgentName | None, Field(description="Only this agent's.")] = None,
         limit: Limit = 50,
         offset: Skip = 0,
     ) -> SnapshotList:
@@ -103,19 +90,19 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         listed = await _state(ctx).repository.list_snapshots(author=author, limit=limit, offset=offset)
         return SnapshotList(snapshots=listed)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def get_snapshot(snapshot: SnapshotId, ctx: Context) -> Snapshot:
         """A snapshot's author, message, parents and file list with sizes."""
         return await _state(ctx).repository.snapshot(snapshot)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def read_file(
         snapshot: SnapshotId, path: FilePath, ctx: Context, offset: Offset = 0, limit: Chars = None
     ) -> FileContent:
         """Read one file of one snapshot, a page at a time: pass next_offset as offset until it is null."""
         return await _state(ctx).repository.read_file(snapshot, path, offset=offset, limit=limit)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def diff(
         from_snapshot: SnapshotId,
         to_snapshot: SnapshotId,
@@ -127,7 +114,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Unified diff between two snapshots (any authors), a page at a time: pass next_offset as offset."""
         return await _state(ctx).repository.diff(from_snapshot, to_snapshot, path, offset=offset, limit=limit)
 
-    @server.tool(annotations=READ)
+    @server.tool(annotations=READ_ONLY)
     async def log(snapshot: SnapshotId, ctx: Context, limit: Limit = 50, offset: Skip = 0) -> SnapshotList:
         """The ancestry of a snapshot, itself first: the author's earlier snapshots and those it built on."""
         return SnapshotList(snapshots=await _state(ctx).repository.log(snapshot, limit=limit, offset=offset))

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.context import SUMMARY_REQUEST
+from client.compaction import SUMMARY_REQUEST
 
 API_KEY = "sk-hostile-test"
 MODELS = {"claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from client import budget as budgets
-from client.manifest import Budget
 from client.record import AgentProgress, Tally
+from client.run_manifest import BudgetLimits
 
 
 def model_call(tokens: int, dollars: float, purpose: str = "turn") -> dict[str, object]:
@@ -31,7 +31,7 @@ def test_a_team_budget_is_spent_by_the_sum_of_its_agents() -> None:
     tally = Tally.of(agents)
     for progress in agents:
         progress.team = tally
-    budget = Budget(turns=1000)
+    budget = BudgetLimits(turns=1000)
     for progress in agents[:-1]:
         progress.apply(model_call(1, 0.0))
     assert budgets.spent(budget, tally, "team") is None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from client.manifest import PROJECT_ROOT
+from client.run_manifest import PROJECT_ROOT
 from client.team import RunRequest, run_team
 from tests.client.support import events
 

@@ -14,8 +14,8 @@ import anyio
 import httpx2
 import pytest
 
+from client.compaction import SUMMARY_HEADER
 from client.console.serve import ConsoleOptions
-from client.context import SUMMARY_HEADER
 from client.costs import Usage, cost, known_price
 from client.record import RunDir
 from client.team import RunRequest, RunResult, run_team

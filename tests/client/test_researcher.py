@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from client.context import compacted_head, kept_turns, summary_requests
-from client.manifest import ToolCatalogue
+from client.compaction import compacted_head, kept_turns, summary_requests
+from client.run_manifest import ToolCatalogue
 from client.scripted.methods import Knobs, read_knobs, render
 from client.scripted.researcher import MEMORY_MARK, respond
 

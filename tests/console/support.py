@@ -21,6 +21,7 @@ from client.console.serve import ConsoleOptions, console_running
 from client.record import AgentLog, RunDir
 from client.steering import ActionLog, TeamControls
 from servers.forum.store import ForumStore
+from servers.pgr.models import TaskResult
 from servers.pgr.store import PgrStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -68,9 +69,9 @@ async def make_run(root: Path) -> RunDir:
         submission = await pgr.create_submission(agent=agent, snapshot=SNAPSHOT, entry_point="m.py:m",
                                                  code_sha256=agent, derived_from=[], same_code_as=None)  # fmt: skip
         if state == "done":
-            results = [{"task": "negation", "secret": False, "pgr_mean": value, "pgr_se": 0.05, "seeds": 2,
-                        "shuffled_pgr": -0.4, "decoy_pgr": 0.5}]  # fmt: skip
-            await pgr.update(submission["id"], state="done", pgr_mean=value, results=results, finished_at=time.time())
+            results = [TaskResult(task="negation", secret=False, pgr_mean=value, pgr_se=0.05, seeds=2,
+                                  shuffled_pgr=-0.4, decoy_pgr=0.5)]  # fmt: skip
+            await pgr.update(submission.id, state="done", pgr_mean=value, results=results, finished_at=time.time())
     await pgr.record_evaluation(agent="beta", kind="refused", task="negation", split="validation",
                                 predictions_sha256="f" * 64, accuracy=None, pgr=None)  # fmt: skip
     await pgr.close()

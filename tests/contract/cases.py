@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 from tests.support import make_settings, pgr_ready
 
 Args = Callable[[dict[str, Any]], dict[str, Any]]

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 from tests.support import call, fingerprint, make_settings, memory_client, pgr_ready
 
 pytestmark = pytest.mark.anyio

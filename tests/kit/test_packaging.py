@@ -61,20 +61,20 @@ def test_every_data_file_of_a_shipped_package_is_in_the_package_data() -> None:
 def test_there_is_one_console_script_per_server() -> None:
     scripts = PYPROJECT["project"]["scripts"]
     for name in catalog.server_names():
-        assert scripts[f"aar-{name}"] == "servers.catalog:serve_named"
+        assert scripts[f"aar-{name}"] == f"servers.cli:{name}"
         assert manifest.load(name, "server.json")["_meta"][manifest.PUBLISHER_META]["launch"]["script"] == f"aar-{name}"
 
 
 @pytest.mark.anyio
 async def test_a_server_script_serves_the_server_its_name_says(tmp_path: Path) -> None:
-    as_script = "import sys; sys.argv[0] = '/bin/aar-storage'; from servers.catalog import serve_named; sys.exit(serve_named())"
+    as_script = "import sys; from servers.cli import storage; sys.exit(storage([]))"
     params = StdioServerParameters(command=sys.executable, args=["-c", as_script], env=server_env(tmp_path), cwd=ROOT)
     async with Client(params) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
     assert tools == {tool["name"] for tool in manifest.load("storage")["tools"]}
 
 
-def test_a_script_named_for_no_server_says_which_there_are() -> None:
-    probe = "import sys; sys.argv[0] = 'aar-nothing'; from servers.catalog import serve_named; sys.exit(serve_named())"
+def test_a_server_script_takes_the_serve_flags_and_no_name() -> None:
+    probe = "import sys; from servers.cli import forum; sys.exit(forum(['--help']))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2 and "aar-forum" in result.stderr
+    assert result.returncode == 0 and "--http" in result.stdout and "{forum," not in result.stdout

@@ -11,7 +11,7 @@ import anyio
 from mcp import Client
 
 from servers import catalog
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 from tests.support import make_settings, pgr_ready
 
 

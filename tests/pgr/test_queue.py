@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 from tests.support import HttpServer, make_settings, pgr_ready, running_http_server
 
 pytestmark = pytest.mark.anyio
@@ -68,13 +68,13 @@ async def test_the_queue_serves_agents_in_turn_not_first_come(tmp_path: Path) ->
                 agent=name.split("-")[0], snapshot="s", entry_point="m.py:m", code_sha256=name, derived_from=[],
                 same_code_as=None,
             )  # fmt: skip
-            ids[name] = row["id"]
+            ids[name] = row.id
         first = await store.next_queued()
-        assert first is not None and first["id"] == ids["alice-1"]
+        assert first is not None and first.id == ids["alice-1"]
         await store.update(ids["alice-1"], state="running", started_at=1.0)
         assert await store.queue_position(ids["bob-1"]) == 1  # behind the running one only
         second = await store.next_queued()
-        assert second is not None and second["id"] == ids["bob-1"], "bob waits behind none of alice's queue"
+        assert second is not None and second.id == ids["bob-1"], "bob waits behind none of alice's queue"
     finally:
         await store.close()
 

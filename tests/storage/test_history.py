@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from servers.storage.server import open_repository
+from servers.storage.store import open_repository
 from tests.support import call, fingerprint, make_settings, memory_client
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""The snapshot repository: a bare git repository driven through stock `git` plumbing.
+"""The snapshot store: a bare git repository driven through stock `git` plumbing.
 
 A snapshot is a commit on the branch of the agent who saved it (`refs/heads/AGENT`),
 so `git clone` of the data directory shows every agent's work with ordinary tools.
@@ -15,10 +15,10 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from servers.kit.errors import NotFoundError, ToolInputError
+from servers.kit.settings import Settings
 from servers.storage.models import Diff, FileContent, FileEntry, Snapshot, SnapshotInfo
 from servers.storage.paths import validate_path
 
@@ -261,13 +261,12 @@ class SnapshotRepository:
             if lines and lines[-1].startswith(BASED_ON_TRAILER):
                 based_on = lines[-1][len(BASED_ON_TRAILER) :]
                 message = "\n".join(lines[:-1]).strip()
-            created = datetime.fromtimestamp(int(timestamp), UTC).isoformat().replace("+00:00", "Z")
             infos.append(
                 SnapshotInfo(
                     id=commit,
                     author=author,
                     message=message,
-                    created_at=created,
+                    created_at=int(timestamp),
                     parents=parents.split(),
                     based_on=based_on,
                 )
@@ -378,6 +377,20 @@ class SnapshotRepository:
             truncated=page.next_offset is not None,
             more=_more("diff", page, self._limits.max_diff_chars),
         )
+
+
+async def open_repository(settings: Settings) -> SnapshotRepository:
+    """The snapshot repository of `settings.data_dir` (also read by the forum, sandbox and pgr servers)."""
+    limits = Limits(
+        max_file_bytes=settings.storage_max_file_bytes,
+        max_snapshot_bytes=settings.storage_max_snapshot_bytes,
+        max_files=settings.storage_max_files,
+        max_diff_chars=settings.storage_max_diff_chars,
+        max_read_chars=settings.storage_max_read_chars,
+    )
+    repository = SnapshotRepository(settings.data_dir / "storage.git", limits)
+    await repository.init()
+    return repository
 
 
 def _more(tool: str, page: Page, cap: int) -> str | None:

@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from client.costs import Price, context_window, known_price
-from servers.kit.identity import AGENT_NAME, OPERATOR_ONLY
+from servers.kit.identity import OPERATOR_ONLY
+from servers.kit.names import AGENT_NAME
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_MANIFEST_DIR = PROJECT_ROOT / "manifests" / "runs"
@@ -57,7 +58,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Budget(_Strict):
+class BudgetLimits(_Strict):
     """Limits for one agent (or the whole team); a missing field is no limit."""
 
     turns: int | None = Field(default=None, ge=1, description="Model calls.")
@@ -69,8 +70,8 @@ class Budget(_Strict):
 class Budgets(_Strict):
     deadline: Duration | None = Field(default=None, description="Wall-clock time of the run, summed over resumes.")
     finish: Duration = Field(default=120, description="After the work stops, how long to wait for queued scores.")
-    agent: Budget = Budget()
-    team: Budget = Budget()
+    agent: BudgetLimits = BudgetLimits()
+    team: BudgetLimits = BudgetLimits()
 
 
 class Servers(_Strict):
@@ -88,7 +89,7 @@ class Servers(_Strict):
     reconnect: Duration = Field(default=120, description="How long to keep trying to reach a server that went away.")
 
 
-class Context(_Strict):
+class CompactionPolicy(_Strict):
     """When to compact a conversation, and what to keep of it."""
 
     compact_at_tokens: int = Field(default=150_000, ge=2_000)
@@ -111,7 +112,7 @@ class AgentSpec(_Strict):
     direction: str = Field(min_length=1, description="Where this researcher starts; deliberately open.")
     tools: list[str] | None = Field(default=None, description="Overrides the manifest's tool allowlist.")
     model: str | None = None
-    budget: Budget | None = Field(default=None, description="Overrides the manifest's per-agent budget.")
+    budget: BudgetLimits | None = Field(default=None, description="Overrides the manifest's per-agent budget.")
 
 
 DEFAULT_KICKOFF = """\
@@ -138,7 +139,7 @@ class RunManifest(_Strict):
     pricing: Price | None = None
     servers: Servers = Servers()
     budget: Budgets = Budgets()
-    context: Context = Context()
+    context: CompactionPolicy = CompactionPolicy()
     retry: Retry = Retry()
     agents: list[AgentSpec] = Field(min_length=1)
 
@@ -150,7 +151,7 @@ class RunManifest(_Strict):
         """Agents by name: looking each of a thousand agents up in a list was quadratic."""
         return {agent.name: agent for agent in self.agents}
 
-    def agent_budget(self, name: str) -> Budget:
+    def agent_budget(self, name: str) -> BudgetLimits:
         return self.agent(name).budget or self.budget.agent
 
     def agent_model(self, name: str) -> str:

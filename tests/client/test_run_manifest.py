@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from client.budget import RunClock
-from client.manifest import (
+from client.record import AgentProgress
+from client.run_manifest import (
     ANTHROPIC_TOOL_NAME,
     RUN_MANIFEST_DIR,
     ManifestError,
@@ -16,7 +17,6 @@ from client.manifest import (
     manifest_from_dict,
     parse_duration,
 )
-from client.record import AgentProgress
 from client.team import KICKOFF_ROSTER, _kickoff
 
 
