@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from servers.sandbox.box import Boxes
 from servers.sandbox.cgroups import CgroupRoot
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.errors import CapacityError, QuotaError, ToolInputError
@@ -58,6 +59,7 @@ class Sandbox:
         self.limits = config.limits
         self._isolation = isolation
         self._cgroups = cgroups
+        self.boxes = Boxes(isolation, cgroups, config.limits.box_idle_s)
         self._execs: Counter[str] = Counter()
         self._jobs: JobManager | None = None
 
@@ -91,6 +93,7 @@ class Sandbox:
     async def close(self) -> None:
         """Stop running jobs (recorded as lost), release the database and this service's cgroups."""
         await self._job_manager.close()
+        await self.boxes.close()
         if self._cgroups:
             self._cgroups.remove()
         os.close(self._lock_fd)
@@ -102,6 +105,11 @@ class Sandbox:
     @property
     def cgroup_version(self) -> int | None:
         return self._cgroups.version if self._cgroups else None
+
+    @property
+    def cpu_shares(self) -> bool:
+        """Whether each agent's commands and jobs share the CPU as one cgroup with the same weight as every other's."""
+        return self._cgroups is not None and self._cgroups.cpu_dir is not None
 
     # Files
 
@@ -133,7 +141,9 @@ class Sandbox:
 
     async def remove_workspace(self, agent: str) -> None:
         """Delete a workspace once its owner is done with it (the PGR server's per-submission ones)."""
-        await asyncio.to_thread(self._workspace(agent).remove)
+        workspace = self._workspace(agent)
+        await self.boxes.stop(agent)  # the box binds this directory; a new one would bind the next
+        await asyncio.to_thread(workspace.remove)
 
     # Commands
 
@@ -152,6 +162,8 @@ class Sandbox:
         try:
             run = Run(
                 self._isolation,
+                self.boxes,
+                agent,
                 workspace,
                 self.limits,
                 self._cgroups,
@@ -238,6 +250,8 @@ class Sandbox:
     def _make_job_run(self, owner: str, command: str, timeout_s: float) -> Run:
         return Run(
             self._isolation,
+            self.boxes,
+            owner,
             self._workspace(owner),
             self.limits,
             self._cgroups,

@@ -1,0 +1,183 @@
+"""The init of an agent's box: PID 1 inside its bubblewrap sandbox, starting each command on request.
+
+Run by `box.Box` as `python -I -S boxinit.py FD` (standard library only, empty environment), with
+FD one end of a SOCK_SEQPACKET socket pair whose other end the server keeps. Requests, one JSON
+packet each, with descriptors attached:
+  {"op": "run", "id": N}   fds: [spec memfd, stdout, stderr (stdout again if merged), *cgroup.procs files]
+      spec: {"argv", "env", "cwd", "rlimits": [[resource, soft, hard], ...], "merge": bool}
+  {"op": "signal", "id": N, "signal": S}   the command's whole process group
+Replies: {"ready": true} once, then per command {"id": N, "exit": CODE} (negative: killed by that
+signal) or {"id": N, "error": TEXT}.
+
+Why it is safe with hostile commands beside it: it runs with no capabilities as the same uid as the
+commands, but is made non-dumpable (no ptrace, no /proc/1/fd, /proc/1/mem or /proc/1/environ for
+them), installs no signal handler (the kernel drops every signal, SIGKILL included, sent to a
+namespace's init from inside), and every descriptor it holds is close-on-exec, so no command holds
+its socket. Each command is spawned in its own session and process group, held at a gate (its argv
+first reads a line from fd 3) until its rlimits and cgroups are set, then let go; when it exits its
+process group is killed, and when no command is left every other process in the namespace (a
+daemon that left the group) is killed too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+
+PR_SET_DUMPABLE = 4
+MAX_PACKET = 4096
+MAX_FDS = 8
+REAP_EVERY_S = 0.5
+GATE_FD = 3
+"""Where a spawned command waits for its limits (the server's argv reads a line from it first)."""
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+"""Signals Python ignores or handles; a command starts with their default action."""
+
+
+class Init:
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.running: dict[int, tuple[int, int]] = {}
+        """pid -> (request id, pidfd)"""
+
+    def serve(self) -> None:
+        while True:
+            pidfds = {pidfd: pid for pid, (_, pidfd) in self.running.items()}
+            ready, _, _ = select.select([self.control, *pidfds], [], [], REAP_EVERY_S)
+            if self.control in ready and not self.receive():
+                return
+            self.reap()
+
+    def receive(self) -> bool:
+        """Handle one request; False once the server has gone (then the namespace ends with us)."""
+        try:
+            data, fds, _, _ = socket.recv_fds(self.control, MAX_PACKET, MAX_FDS)
+        except ConnectionError:
+            return False
+        if not data:
+            return False
+        for fd in fds:
+            os.set_inheritable(fd, False)  # received descriptors are inheritable; only the spawn's dup2s pass on
+        try:
+            request = json.loads(data)
+            if request["op"] == "run":
+                self.run(request["id"], fds)
+            elif request["op"] == "signal":
+                self.signal(request["id"], int(request["signal"]))
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def run(self, request_id: int, fds: list[int]) -> None:
+        """Spawn the command held at a gate, give it its rlimits and cgroups, then open the gate.
+
+        posix_spawn (vfork) costs a fraction of fork+exec from Python; what it cannot set up in the
+        child (rlimits, cgroups) is applied to the held process before it runs any of the command."""
+        spec_fd, stdout, stderr, *cgroups = fds
+        spec = json.loads(os.pread(spec_fd, os.fstat(spec_fd).st_size, 0))
+        gate_read, gate_write = os.pipe()
+        try:
+            os.chdir(spec["cwd"])
+            pid = os.posix_spawn(
+                spec["argv"][0],
+                spec["argv"],
+                spec["env"],
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, stdout, 1),
+                    (os.POSIX_SPAWN_DUP2, stdout if spec["merge"] else stderr, 2),
+                    (os.POSIX_SPAWN_DUP2, gate_read, GATE_FD),
+                ],
+                setsid=True,
+                setsigdef=RESET_SIGNALS,
+            )
+        except OSError as error:
+            os.close(gate_read)
+            os.close(gate_write)
+            self.reply({"id": request_id, "error": f"cannot start the command: {error}"})
+            return
+        os.close(gate_read)
+        self.running[pid] = (request_id, os.pidfd_open(pid))
+        try:
+            for number, soft, hard in spec["rlimits"]:
+                resource.prlimit(pid, number, (soft, hard))
+            for fd in cgroups:
+                os.write(fd, str(pid).encode())
+            os.write(gate_write, b"go\n")
+        except OSError as error:
+            _kill_group(pid, signal.SIGKILL)
+            self.reply({"id": request_id, "error": f"cannot apply the command's limits: {error}"})
+            return
+        finally:
+            os.close(gate_write)
+
+    def signal(self, request_id: int, signum: int) -> None:
+        for pid, (known, _) in self.running.items():
+            if known == request_id:
+                _kill_group(pid, signum)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            entry = self.running.pop(pid, None)
+            if entry is None:
+                continue  # an orphan of some command, reparented to us
+            request_id, pidfd = entry
+            os.close(pidfd)
+            _kill_group(pid, signal.SIGKILL)
+            if not self.running and os.getpid() == 1:
+                _kill_everyone_else()
+            self.reply({"id": request_id, "exit": os.waitstatus_to_exitcode(status)})
+
+    def reply(self, message: dict[str, object]) -> None:
+        self.control.send(json.dumps(message).encode())
+
+
+def _kill_group(pid: int, signum: int) -> None:
+    with _suppress():
+        os.killpg(pid, signum)
+
+
+def _kill_everyone_else() -> None:
+    """With no command running, whatever else lives in the namespace is a leftover daemon: kill it."""
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != "1":
+            with _suppress():
+                os.kill(int(name), signal.SIGKILL)
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # no handler at all: commands cannot signal PID 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    control = socket.socket(fileno=int(sys.argv[1]))
+    control.set_inheritable(False)
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2:
+            with _suppress():
+                os.set_inheritable(int(name), False)  # what bubblewrap left open stays out of commands
+    control.send(b'{"ready": true}')
+    Init(control).serve()
+
+
+if __name__ == "__main__":
+    main()
