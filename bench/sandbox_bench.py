@@ -85,7 +85,8 @@ async def bench_concurrency(sandbox: Sandbox) -> list[dict[str, object]]:
         infos = [await sandbox.wait_job(agent, job, timeout=300) for agent, job in jobs]
         elapsed = time.perf_counter() - started
         ok = sum(info.state.value == "succeeded" for info in infos)
-        peak = max(info.started_at or 0 for info in infos) - min(info.started_at or 0 for info in infos)
+        starts = [info.started_at.timestamp() for info in infos if info.started_at]
+        peak = max(starts) - min(starts)
         rows.append(
             {
                 "jobs": level,

@@ -55,7 +55,7 @@ from servers.pgr.testbed import TaskBench
 from servers.pgr.verdict import Margins
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.server import sandbox_config
-from servers.sandbox.service import Sandbox
+from servers.sandbox.store import Sandbox
 from servers.storage.models import SnapshotId
 from servers.storage.server import open_repository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode

@@ -27,7 +27,7 @@ from servers.sandbox.config import SandboxConfig
 from servers.sandbox.errors import IsolationUnavailableError
 from servers.sandbox.gpu import GpuPool
 from servers.sandbox.limits import MIB
-from servers.sandbox.view import exposed_sources, view_args
+from servers.sandbox.readonly_view import exposed_sources, view_args
 
 logger = logging.getLogger(__name__)
 
