@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import marshal
 import os
 import socket
 import time
@@ -115,10 +116,10 @@ class Box:
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[int] = loop.create_future()
         self._exits[request_id] = exited
-        fds = [_memfd(json.dumps(dataclasses.asdict(spec)).encode()), stdout, stderr if stderr is not None else stdout]
+        fds = [_memfd(marshal.dumps(dataclasses.asdict(spec))), stdout, stderr if stderr is not None else stdout]
         try:
             fds += [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in cgroup_files]
-            socket.send_fds(self._control, [json.dumps({"op": "run", "id": request_id}).encode()], fds)
+            socket.send_fds(self._control, [marshal.dumps({"op": "run", "id": request_id})], fds)
         except OSError as error:
             self._exits.pop(request_id)
             raise BoxError(f"cannot reach the sandbox's init: {error.strerror}") from None
@@ -133,7 +134,7 @@ class Box:
     def signal(self, request_id: int, signum: int) -> None:
         """Send `signum` to the process group of a command (nothing if it has ended or the box is gone)."""
         with contextlib.suppress(OSError):
-            self._control.send(json.dumps({"op": "signal", "id": request_id, "signal": int(signum)}).encode())
+            self._control.send(marshal.dumps({"op": "signal", "id": request_id, "signal": int(signum)}))
 
     async def stop(self) -> None:
         """End the box and everything in it: the init exits when its socket closes, taking the namespace."""
@@ -229,12 +230,19 @@ class Boxes:
                 self._reaper = asyncio.create_task(self._stop_idle(), name="sandbox-box-reaper")
             return box
 
-    async def stop(self, agent: str) -> None:
-        """Stop the agent's box, if any (before its workspace goes)."""
+    async def stop(self, agent: str, *, idle_for_s: float | None = None) -> None:
+        """Stop the agent's box, if any (before its workspace goes); with `idle_for_s`, only if it has run
+        nothing for that long (checked under the agent's lock, so no command starting now is cut)."""
         async with self._locks.setdefault(agent, asyncio.Lock()):
-            box = self._boxes.pop(agent, None)
-            if box is not None:
-                await box.stop()
+            box = self._boxes.get(agent)
+            if box is None:
+                return
+            if idle_for_s is not None and (box.running or time.monotonic() - box.idle_since <= idle_for_s):
+                return
+            if idle_for_s is not None:
+                logger.info("stopping the idle sandbox box of %s", agent)
+            del self._boxes[agent]
+            await box.stop()
 
     async def close(self) -> None:
         if self._reaper is not None:
@@ -255,8 +263,7 @@ class Boxes:
             now = time.monotonic()
             for agent, box in list(self._boxes.items()):
                 if box.running == 0 and now - box.idle_since > self._idle_s:
-                    logger.info("stopping the idle sandbox box of %s", agent)
-                    await self.stop(agent)
+                    await self.stop(agent, idle_for_s=self._idle_s)
 
 
 def _memfd(content: bytes) -> int:

@@ -1,13 +1,15 @@
 """The init of an agent's box: PID 1 inside its bubblewrap sandbox, starting each command on request.
 
 Run by `box.Box` as `python -I -S boxinit.py FD` (standard library only, empty environment), with
-FD one end of a SOCK_SEQPACKET socket pair whose other end the server keeps. Requests, one JSON
-packet each, with descriptors attached:
+FD one end of a SOCK_SEQPACKET socket pair whose other end the server keeps. It imports only
+built-in modules (not json, socket, signal, enum or ctypes: they would double its start, which every new
+agent's first command waits for). Requests, one `marshal`-ed packet each from the trusted server,
+with descriptors attached:
   {"op": "run", "id": N}   fds: [spec memfd, stdout, stderr (stdout again if merged), *cgroup.procs files]
       spec: {"argv", "env", "cwd", "rlimits": [[resource, soft, hard], ...], "merge": bool}
   {"op": "signal", "id": N, "signal": S}   the command's whole process group
-Replies: {"ready": true} once, then per command {"id": N, "exit": CODE} (negative: killed by that
-signal) or {"id": N, "error": TEXT}.
+Replies, JSON: {"ready": true} once, then per command {"id": N, "exit": CODE} (negative: killed by
+that signal) or {"id": N, "error": TEXT}.
 
 Why it is safe with hostile commands beside it: it runs with no capabilities as the same uid as the
 commands, but is made non-dumpable (no ptrace, no /proc/1/fd, /proc/1/mem or /proc/1/environ for
@@ -21,27 +23,29 @@ daemon that left the group) is killed too.
 
 from __future__ import annotations
 
-import ctypes
-import json
+import _ctypes
+import _signal
+import _socket
+import marshal
 import os
 import resource
 import select
-import signal
-import socket
 import sys
 
 PR_SET_DUMPABLE = 4
 MAX_PACKET = 4096
 MAX_FDS = 8
+FD_BYTES = 4
+"""A descriptor in an SCM_RIGHTS message is a C int."""
 REAP_EVERY_S = 0.5
 GATE_FD = 3
 """Where a spawned command waits for its limits (the server's argv reads a line from it first)."""
-RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+RESET_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT)
 """Signals Python ignores or handles; a command starts with their default action."""
 
 
 class Init:
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: _socket.socket) -> None:
         self.control = control
         self.running: dict[int, tuple[int, int]] = {}
         """pid -> (request id, pidfd)"""
@@ -57,15 +61,21 @@ class Init:
     def receive(self) -> bool:
         """Handle one request; False once the server has gone (then the namespace ends with us)."""
         try:
-            data, fds, _, _ = socket.recv_fds(self.control, MAX_PACKET, MAX_FDS)
+            data, ancillary, _, _ = self.control.recvmsg(
+                MAX_PACKET, _socket.CMSG_LEN(MAX_FDS * FD_BYTES), _socket.MSG_CMSG_CLOEXEC
+            )
         except ConnectionError:
             return False
+        fds = [
+            int.from_bytes(payload[at : at + FD_BYTES], sys.byteorder)
+            for level, kind, payload in ancillary
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+            for at in range(0, len(payload) - FD_BYTES + 1, FD_BYTES)
+        ]
         if not data:
             return False
-        for fd in fds:
-            os.set_inheritable(fd, False)  # received descriptors are inheritable; only the spawn's dup2s pass on
         try:
-            request = json.loads(data)
+            request = marshal.loads(data)
             if request["op"] == "run":
                 self.run(request["id"], fds)
             elif request["op"] == "signal":
@@ -81,7 +91,7 @@ class Init:
         posix_spawn (vfork) costs a fraction of fork+exec from Python; what it cannot set up in the
         child (rlimits, cgroups) is applied to the held process before it runs any of the command."""
         spec_fd, stdout, stderr, *cgroups = fds
-        spec = json.loads(os.pread(spec_fd, os.fstat(spec_fd).st_size, 0))
+        spec = marshal.loads(os.pread(spec_fd, os.fstat(spec_fd).st_size, 0))
         gate_read, gate_write = os.pipe()
         try:
             os.chdir(spec["cwd"])
@@ -101,7 +111,7 @@ class Init:
         except OSError as error:
             os.close(gate_read)
             os.close(gate_write)
-            self.reply({"id": request_id, "error": f"cannot start the command: {error}"})
+            self.reply(request_id, "error", f"cannot start the command: {error}")
             return
         os.close(gate_read)
         self.running[pid] = (request_id, os.pidfd_open(pid))
@@ -112,8 +122,8 @@ class Init:
                 os.write(fd, str(pid).encode())
             os.write(gate_write, b"go\n")
         except OSError as error:
-            _kill_group(pid, signal.SIGKILL)
-            self.reply({"id": request_id, "error": f"cannot apply the command's limits: {error}"})
+            _kill_group(pid, _signal.SIGKILL)
+            self.reply(request_id, "error", f"cannot apply the command's limits: {error}")
             return
         finally:
             os.close(gate_write)
@@ -136,13 +146,17 @@ class Init:
                 continue  # an orphan of some command, reparented to us
             request_id, pidfd = entry
             os.close(pidfd)
-            _kill_group(pid, signal.SIGKILL)
+            _kill_group(pid, _signal.SIGKILL)
             if not self.running and os.getpid() == 1:
                 _kill_everyone_else()
-            self.reply({"id": request_id, "exit": os.waitstatus_to_exitcode(status)})
+            self.reply(request_id, "exit", os.waitstatus_to_exitcode(status))
 
-    def reply(self, message: dict[str, object]) -> None:
-        self.control.send(json.dumps(message).encode())
+    def reply(self, request_id: int, key: str, value: int | str) -> None:
+        """{"id": request_id, key: value} as JSON (an int, or a string kept to printable ASCII)."""
+        if isinstance(value, str):
+            text = "".join(ch for ch in value if " " <= ch <= "~" and ch not in '"\\')
+            value = f'"{text}"'
+        self.control.send(f'{{"id": {request_id}, "{key}": {value}}}'.encode())
 
 
 def _kill_group(pid: int, signum: int) -> None:
@@ -155,7 +169,7 @@ def _kill_everyone_else() -> None:
     for name in os.listdir("/proc"):
         if name.isdigit() and name != "1":
             with _suppress():
-                os.kill(int(name), signal.SIGKILL)
+                os.kill(int(name), _signal.SIGKILL)
 
 
 class _suppress:
@@ -166,11 +180,28 @@ class _suppress:
         return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
 
 
+def _prctl() -> _ctypes.CFuncPtr:
+    """libc's prctl through _ctypes alone (the ctypes package costs more to import than the rest of the init)."""
+
+    class Int(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class Function(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL
+        _restype_ = Int
+
+    class Libc:
+        _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+
+    return Function(("prctl", Libc()))
+
+
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # no handler at all: commands cannot signal PID 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    control = socket.socket(fileno=int(sys.argv[1]))
-    control.set_inheritable(False)
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # no handler at all: commands cannot signal PID 1
+    if _prctl()(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise SystemExit("boxinit: prctl(PR_SET_DUMPABLE, 0) failed; refusing to serve commands")
+    control = _socket.socket(fileno=int(sys.argv[1]))
+    os.set_inheritable(control.fileno(), False)
     for name in os.listdir("/proc/self/fd"):
         if int(name) > 2:
             with _suppress():
