@@ -68,7 +68,7 @@ class Box:
         cgroup = cgroups.create_agent(agent) if cgroups else None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         theirs.set_inheritable(True)
-        launch = isolation.box(workspace, theirs.fileno(), cgroup.procs_files if cgroup else [])
+        launch = isolation.box(workspace, theirs.fileno(), cgroup.join_files if cgroup else [])
         try:
             process = await asyncio.create_subprocess_exec(
                 *launch.argv,
@@ -109,7 +109,9 @@ class Box:
         return self._process.returncode
 
     def spawn(self, spec: CommandSpec, stdout: int, stderr: int | None, cgroup_files: list[str]) -> Spawned:
-        """Ask the init to start `spec` with these output descriptors in these cgroups (`exited` says how it went)."""
+        """Ask the init to start `spec` with these output descriptors in these cgroups (`exited` says how it went).
+
+        The init steps into the command's cgroups, spawns it there, and steps back to its own."""
         if not self.alive:
             raise BoxError("the sandbox stopped")
         request_id = next(self._ids)
@@ -117,9 +119,11 @@ class Box:
         exited: asyncio.Future[int] = loop.create_future()
         self._exits[request_id] = exited
         fds = [_memfd(marshal.dumps(dataclasses.asdict(spec))), stdout, stderr if stderr is not None else stdout]
+        home = self.cgroup.home_files if self.cgroup and cgroup_files else []
         try:
-            fds += [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in cgroup_files]
-            socket.send_fds(self._control, [marshal.dumps({"op": "run", "id": request_id})], fds)
+            fds += [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in (*cgroup_files, *home)]
+            header = {"op": "run", "id": request_id, "cgroups": len(cgroup_files)}
+            socket.send_fds(self._control, [marshal.dumps(header)], fds)
         except OSError as error:
             self._exits.pop(request_id)
             raise BoxError(f"cannot reach the sandbox's init: {error.strerror}") from None

@@ -5,7 +5,8 @@ FD one end of a SOCK_SEQPACKET socket pair whose other end the server keeps. It 
 built-in modules (not json, socket, signal, enum or ctypes: they would double its start, which every new
 agent's first command waits for). Requests, one `marshal`-ed packet each from the trusted server,
 with descriptors attached:
-  {"op": "run", "id": N}   fds: [spec memfd, stdout, stderr (stdout again if merged), *cgroup.procs files]
+  {"op": "run", "id": N, "cgroups": K}
+      fds: [spec memfd, stdout, stderr (stdout again if merged), K command cgroup.procs, the init's own]
       spec: {"argv", "env", "cwd", "rlimits": [[resource, soft, hard], ...], "merge": bool}
   {"op": "signal", "id": N, "signal": S}   the command's whole process group
 Replies, JSON: {"ready": true} once, then per command {"id": N, "exit": CODE} (negative: killed by
@@ -15,10 +16,9 @@ Why it is safe with hostile commands beside it: it runs with no capabilities as 
 commands, but is made non-dumpable (no ptrace, no /proc/1/fd, /proc/1/mem or /proc/1/environ for
 them), installs no signal handler (the kernel drops every signal, SIGKILL included, sent to a
 namespace's init from inside), and every descriptor it holds is close-on-exec, so no command holds
-its socket. Each command is spawned in its own session and process group, held at a gate (its argv
-first reads a line from fd 3) until its rlimits and cgroups are set, then let go; when it exits its
-process group is killed, and when no command is left every other process in the namespace (a
-daemon that left the group) is killed too.
+its socket. Each command is spawned in its own session and process group, already inside its
+cgroups and rlimits (see `Init.run`); when it exits its process group is killed, and when no
+command is left every other process in the namespace (a daemon that left the group) is killed too.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ MAX_FDS = 8
 FD_BYTES = 4
 """A descriptor in an SCM_RIGHTS message is a C int."""
 REAP_EVERY_S = 0.5
-GATE_FD = 3
-"""Where a spawned command waits for its limits (the server's argv reads a line from it first)."""
 RESET_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT)
 """Signals Python ignores or handles; a command starts with their default action."""
 
@@ -77,7 +75,7 @@ class Init:
         try:
             request = marshal.loads(data)
             if request["op"] == "run":
-                self.run(request["id"], fds)
+                self.run(request["id"], fds, request["cgroups"])
             elif request["op"] == "signal":
                 self.signal(request["id"], int(request["signal"]))
         finally:
@@ -85,16 +83,34 @@ class Init:
                 os.close(fd)
         return True
 
-    def run(self, request_id: int, fds: list[int]) -> None:
-        """Spawn the command held at a gate, give it its rlimits and cgroups, then open the gate.
+    def run(self, request_id: int, fds: list[int], cgroups: int) -> None:
+        """Spawn a command inside its limits from its first instruction.
 
-        posix_spawn (vfork) costs a fraction of fork+exec from Python; what it cannot set up in the
-        child (rlimits, cgroups) is applied to the held process before it runs any of the command."""
-        spec_fd, stdout, stderr, *cgroups = fds
+        posix_spawn (vfork) costs a fraction of fork+exec from Python, but cannot set up the child; so
+        the init takes on what the command must inherit: its rlimits and, for the moment of the spawn,
+        its cgroups (it steps in, spawns, steps back home). One exception: RLIMIT_CPU differs between
+        commands and jobs, and the init cannot raise its own hard limit again, so the command inherits
+        its soft CPU limit and the init's hard one (`cpu_ceiling`, the jobs' limit) and gets its own
+        hard limit right after the spawn. Only a process it forks in that instant keeps the ceiling,
+        under the command's wall-clock limit all the same."""
+        spec_fd, stdout, stderr, *cgroup_fds = fds
+        run_cgroups, home_cgroups = cgroup_fds[:cgroups], cgroup_fds[cgroups:]
         spec = marshal.loads(os.pread(spec_fd, os.fstat(spec_fd).st_size, 0))
-        gate_read, gate_write = os.pipe()
+        cpu = [limit for limit in spec["rlimits"] if limit[0] == resource.RLIMIT_CPU]
         try:
+            for number, soft, hard in spec["rlimits"]:
+                if number == resource.RLIMIT_CPU:
+                    _cap_own_cpu(soft, spec["cpu_ceiling"])
+                else:
+                    resource.setrlimit(number, (soft, hard))
             os.chdir(spec["cwd"])
+            for fd in run_cgroups:
+                os.write(fd, b"0")  # "0": the writer itself
+        except OSError as error:
+            self.reply(request_id, "error", f"cannot apply the command's limits: {error}")
+            _go_home(home_cgroups)
+            return
+        try:
             pid = os.posix_spawn(
                 spec["argv"][0],
                 spec["argv"],
@@ -103,30 +119,23 @@ class Init:
                     (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, stdout, 1),
                     (os.POSIX_SPAWN_DUP2, stdout if spec["merge"] else stderr, 2),
-                    (os.POSIX_SPAWN_DUP2, gate_read, GATE_FD),
                 ],
                 setsid=True,
                 setsigdef=RESET_SIGNALS,
             )
         except OSError as error:
-            os.close(gate_read)
-            os.close(gate_write)
             self.reply(request_id, "error", f"cannot start the command: {error}")
             return
-        os.close(gate_read)
+        finally:
+            _go_home(home_cgroups)
+            _cap_own_cpu(None, spec["cpu_ceiling"])
         self.running[pid] = (request_id, os.pidfd_open(pid))
         try:
-            for number, soft, hard in spec["rlimits"]:
+            for number, soft, hard in cpu:
                 resource.prlimit(pid, number, (soft, hard))
-            for fd in cgroups:
-                os.write(fd, str(pid).encode())
-            os.write(gate_write, b"go\n")
         except OSError as error:
             _kill_group(pid, _signal.SIGKILL)
             self.reply(request_id, "error", f"cannot apply the command's limits: {error}")
-            return
-        finally:
-            os.close(gate_write)
 
     def signal(self, request_id: int, signum: int) -> None:
         for pid, (known, _) in self.running.items():
@@ -157,6 +166,24 @@ class Init:
             text = "".join(ch for ch in value if " " <= ch <= "~" and ch not in '"\\')
             value = f'"{text}"'
         self.control.send(f'{{"id": {request_id}, "{key}": {value}}}'.encode())
+
+
+def _cap_own_cpu(soft: int | None, ceiling: int) -> None:
+    """The init's own CPU limit: hard at `ceiling`; soft at `soft` for a spawn (never below what the init
+    has used, or the kernel would kill it), else at the ceiling."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    floor = int(used.ru_utime + used.ru_stime) + 60
+    wanted = ceiling if soft is None else min(max(soft, floor), ceiling)
+    resource.setrlimit(resource.RLIMIT_CPU, (wanted, ceiling))
+
+
+def _go_home(home_cgroups: list[int]) -> None:
+    """Back to the init's own cgroups; an init stuck in a command's would be killed with it, so it exits."""
+    try:
+        for fd in home_cgroups:
+            os.write(fd, b"0")
+    except OSError as error:
+        raise SystemExit(f"boxinit: cannot return to its own cgroup ({error}); the box will be restarted") from None
 
 
 def _kill_group(pid: int, signum: int) -> None:

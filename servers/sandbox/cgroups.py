@@ -125,13 +125,14 @@ class CgroupRoot:
                 "+memory +pids +cpu" if self.cpu_dir is not None else "+memory +pids"
             )
             (directory / "init").mkdir(exist_ok=True)
-            return AgentCgroup(directory, directory / "init", directory)
+            return AgentCgroup((directory / "init",), (directory / "init",), directory, (directory / "init", directory))
+        home = tuple(dict.fromkeys((self.memory_dir, self.pids_dir)))
         if self.cpu_dir is None:
-            return AgentCgroup(None, None, None)
+            return AgentCgroup(home, home, None, ())
         directory = self.cpu_dir / f"agent-{agent}"
         directory.mkdir(exist_ok=True)
         _write(directory / "cpu.shares", CPU_SHARES)
-        return AgentCgroup(directory, directory, None)
+        return AgentCgroup((directory, *home), home, None, (directory,))
 
     def create(self, name: str, memory_bytes: int, max_pids: int, agent: AgentCgroup | None = None) -> Cgroup:
         """A fresh cgroup for one command (under its agent's where the hierarchy nests), its limits set."""
@@ -154,23 +155,27 @@ class CgroupRoot:
 
 @dataclass(frozen=True)
 class AgentCgroup:
-    """One agent's cgroup: `box` is where its box runs, `runs` where its command cgroups go (v2 only)."""
+    """Where one agent's box runs: the cgroups its launcher joins, the ones its init returns to after
+    stepping into a command's cgroup to spawn it, where command cgroups go (v2 only), and what is
+    removed with the box (innermost first)."""
 
-    directory: Path | None
-    box: Path | None
+    joins: tuple[Path, ...]
+    home: tuple[Path, ...]
     runs: Path | None
+    owned: tuple[Path, ...]
 
     @property
-    def procs_files(self) -> list[str]:
-        """What the box's launcher writes its pid to (nothing where there is no agent cgroup)."""
-        return [str(self.box / "cgroup.procs")] if self.box is not None else []
+    def join_files(self) -> list[str]:
+        return [str(directory / "cgroup.procs") for directory in self.joins]
+
+    @property
+    def home_files(self) -> list[str]:
+        return [str(directory / "cgroup.procs") for directory in self.home]
 
     def kill_and_remove(self) -> None:
-        """Kill what is left of the box, then remove the agent's cgroup (its commands' are gone by now)."""
-        if self.box is not None and self.box != self.directory:
-            Cgroup(2, self.box, self.box).kill_and_remove()
-        if self.directory is not None:
-            Cgroup(1, self.directory, self.directory).kill_and_remove()
+        """Kill what is left of the box, then remove the agent's cgroups (its commands' are gone by now)."""
+        for directory in self.owned:
+            Cgroup(1, directory, directory).kill_and_remove()
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,6 @@ USER = "agent"
 INIT_SOURCE = Path(boxinit.__file__)
 INIT_PATH = "/opt/aar/init/boxinit.py"
 _JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done; exec "$@"'
-_GATED = 'read -r -u 3 || exit 125; exec 3<&-; __command=$1; set --; eval "unset REPLY __command\n$__command"'
-"""bash waits on the init's gate (fd 3) until its rlimits and cgroups are set, then runs the command
-as `bash -c COMMAND` would (no positional parameters, no helper variables left)."""
 FIX_HINT = (
     "install bubblewrap (apt-get install bubblewrap) and enable user namespaces "
     "(sysctl user.max_user_namespaces=15000 kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 also "
@@ -64,13 +61,16 @@ class Launch:
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """What the init execs for one command (the JSON `boxinit` reads)."""
+    """What the init spawns for one command (`boxinit` reads it): the init sets the rlimits on itself, so
+    that the command inherits them, except that its own hard RLIMIT_CPU stays at `cpu_ceiling` (the
+    most any command or job gets; it cannot be raised again) until it has set the command's own."""
 
     argv: list[str]
     env: dict[str, str]
     cwd: str
     rlimits: list[tuple[int, int, int]]
     merge: bool
+    cpu_ceiling: int
 
 
 class Isolation:
@@ -139,7 +139,8 @@ class Isolation:
             logger.warning("UNSAFE: running a command WITHOUT isolation (unsafe_no_isolation=True): %.200s", command)
         home = str(workspace) if self.unsafe else WORKSPACE
         env = self._env(self._gpus.assign(), home=home)
-        return CommandSpec(["/bin/bash", "-c", _GATED, "bash", command], env, home, rlimits, merge=False)
+        ceiling = max(limits.exec_cpu_s, limits.job_cpu_s) + 1
+        return CommandSpec(["/bin/bash", "-c", command], env, home, rlimits, merge=False, cpu_ceiling=ceiling)
 
     def optional_binds(self) -> tuple[str, ...]:
         """The API sources and mounts that exist now (they may appear while the service runs)."""
