@@ -1,4 +1,4 @@
-"""Each agent's long-lived sandbox (its box): bubblewrap started once, an init inside forking each command.
+"""Each agent's long-lived sandbox (its box): bubblewrap started once, an init inside spawning each command.
 
 Building namespaces and ~45 mounts costs bubblewrap tens of milliseconds, so doing it per command
 made every `exec` cost that much. A box is started on an agent's first command or job and serves
@@ -121,7 +121,8 @@ class Box:
         fds = [_memfd(marshal.dumps(dataclasses.asdict(spec))), stdout, stderr if stderr is not None else stdout]
         home = self.cgroup.home_files if self.cgroup and cgroup_files else []
         try:
-            fds += [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in (*cgroup_files, *home)]
+            for path in (*cgroup_files, *home):
+                fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
             header = {"op": "run", "id": request_id, "cgroups": len(cgroup_files)}
             socket.send_fds(self._control, [marshal.dumps(header)], fds)
         except OSError as error:
