@@ -2,13 +2,15 @@
 
 `aar serve all --http` runs as its own process on loopback, with the default limits, over a forum
 of 10,000 posts. Eight agents work as researchers do, round after round: read the feed, search,
-read a snapshot file, run a short command, run a short job to the end, and now and then post.
+read a snapshot file, run a short command and a CPU-bound one, run a short job to the end, and now
+and then post.
 First they run alone (unloaded), then beside a ninth agent attacking one resource at a time:
 
 - worst search: the costliest accepted query (eight unindexed prefixes), four calls at a time;
 - post flood: 50 kB posts as fast as the server answers, four at a time;
 - job-slot flood: `sleep 600` jobs started until refused, and started again and again;
-- log flood: jobs printing as fast as they can (`yes`) into their logs, restarted as they end.
+- log flood: jobs printing as fast as they can (`yes`) into their logs, restarted as they end;
+- CPU flood: as many jobs as it may run, each keeping four processes busy (`yes > /dev/null`).
 
 The attacker is its own process, as a real one would be, so that its client's work is not done
 on the researchers' event loop. The researchers also run alone before and after each attack, and
@@ -16,7 +18,7 @@ each attack is compared with the mean of those two unloaded runs, so that a mach
 other work (its load drifts) does not pass for the attack's effect. For each of the eight agents'
 operations it prints the p50 and p90 latency and the p50 against the unloaded runs beside it.
 
-    .venv/bin/python bench/fairness_bench.py [--json bench/results/fairness.json] [--rounds 6]
+    .venv/bin/python bench/fairness_bench.py [--json bench/results/fairness.json] [--rounds 6] [--only ATTACK]
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from tests.support import HttpServer  # noqa: E402
 RESEARCHERS = [f"researcher-{n}" for n in range(8)]
 """Not the seeded posts' authors: those posts, just written, would count toward the post limits."""
 ATTACKER = "hostile"
+CPU_COMMAND = "python3 -c 'sum(range(3_000_000))'"
+"""A researcher's CPU-bound command (about 0.1 s of CPU on a quiet core)."""
 POST_EVERY = 3
 """A researcher posts every third round, well inside the per-agent post limit of the defaults."""
 Attack = Callable[["Agent"], Awaitable[None]]
@@ -116,6 +120,7 @@ async def researcher(
         file = {"snapshot": snapshot, "path": "method.py"}
         await timed("storage.read_file", agent.call(agent.storage, "read_file", file))
         await timed("sandbox.exec", agent.call(agent.sandbox, "exec", {"command": "true"}))
+        await timed("sandbox.exec (CPU-bound)", agent.call(agent.sandbox, "exec", {"command": CPU_COMMAND}))
         await timed("sandbox.job (start to finished)", job_to_the_end())
         if number % POST_EVERY == 0:
             post = {"title": f"{agent.name} round {number}", "body": words(number, 40), "kind": "note"}
@@ -145,11 +150,20 @@ async def log_flood(agent: Agent) -> None:
             await anyio.sleep(0.2)
 
 
+async def cpu_flood(agent: Agent) -> None:
+    busy = "for n in 1 2 3 4; do yes > /dev/null & done; wait"
+    while True:
+        started = await agent.sandbox.call_tool("start_job", {"name": "spin", "command": busy})
+        if started.is_error:  # its running and queued jobs are at their caps: they spin on
+            await anyio.sleep(1)
+
+
 ATTACKS: dict[str, tuple[Attack, int]] = {
     "worst search": (worst_search, 4),
     "post flood": (post_flood, 4),
     "job-slot flood": (job_slot_flood, 1),
     "log flood": (log_flood, 1),
+    "CPU flood": (cpu_flood, 1),
 }
 """Each attack and how many of its calls run at once."""
 
@@ -217,7 +231,7 @@ def _stats(latencies: list[float]) -> dict[str, float]:
     }
 
 
-async def run(rounds: int, posts: int) -> list[dict[str, Any]]:
+async def run(rounds: int, posts: int, attacks: list[str]) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="aar-fairness-") as scratch:
         data_dir = Path(scratch) / "data"
         await seed_forum(data_dir, posts)
@@ -230,7 +244,7 @@ async def run(rounds: int, posts: int) -> list[dict[str, Any]]:
                     saved = await agent.call(agent.storage, "save", {"files": files, "message": "bench"})
                     snapshots[name] = saved["id"]
             results = []
-            for attack in (None, *[step for name in ATTACKS for step in (name, None)]):
+            for attack in (None, *[step for name in attacks for step in (name, None)]):
                 result = await phase(http, snapshots, rounds, attack)
                 print(f"{result['attack']:15} {result['elapsed_s']:6.1f} s", file=sys.stderr)
                 results.append(result)
@@ -260,8 +274,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results/fairness.json"))
     parser.add_argument("--rounds", type=int, default=6, help="Rounds per researcher per phase.")
     parser.add_argument("--posts", type=int, default=10_000, help="Posts in the forum before measuring.")
+    parser.add_argument("--only", choices=list(ATTACKS), action="append", help="Run only these attacks.")
     args = parser.parse_args()
-    results = asyncio.run(run(args.rounds, args.posts))
+    results = asyncio.run(run(args.rounds, args.posts, args.only or list(ATTACKS)))
     print(table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rounds": args.rounds, "seed_posts": args.posts, "phases": results}, indent=2))

@@ -1,4 +1,5 @@
-"""Sandbox overhead: exec of a trivial command vs a bare subprocess, job start time, concurrent jobs sustained.
+"""Sandbox overhead: exec of a trivial command vs a bare subprocess, an agent's first exec (it starts the
+agent's box), job start time, concurrent jobs sustained.
 
 Usage: python bench/sandbox_bench.py [RESULTS.json]   (default bench/results/sandbox.json)
 """
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from servers.sandbox import Sandbox, SandboxConfig, SandboxLimits  # noqa: E402
 
 EXEC_RUNS = 40
+BOX_RUNS = 10
 JOB_RUNS = 20
 CONCURRENCY_LEVELS = (8, 16, 32, 64)
 HOLD_S = 3.0
@@ -45,10 +47,7 @@ async def _bare(command: str) -> float:
 
 
 async def _sandboxed(sandbox: Sandbox, command: str) -> float:
-    started = time.perf_counter()
-    result = await sandbox.exec("bench", command)
-    assert result.exit_code == 0, result
-    return time.perf_counter() - started
+    return await _sandboxed_as(sandbox, "bench", command)
 
 
 async def bench_exec(sandbox: Sandbox) -> dict[str, object]:
@@ -61,6 +60,19 @@ async def bench_exec(sandbox: Sandbox) -> dict[str, object]:
         "sandbox_exec": _quantiles(boxed),
         "added_p50_ms": round((statistics.median(boxed) - statistics.median(bare)) * 1000, 1),
     }
+
+
+async def bench_first_exec(sandbox: Sandbox) -> dict[str, object]:
+    """The first exec of a new agent: bubblewrap and the box's init start before the command runs."""
+    first = [await _sandboxed_as(sandbox, f"new-{n}", "true") for n in range(BOX_RUNS)]
+    return {"runs": BOX_RUNS, "first_exec": _quantiles(first)}
+
+
+async def _sandboxed_as(sandbox: Sandbox, agent: str, command: str) -> float:
+    started = time.perf_counter()
+    result = await sandbox.exec(agent, command)
+    assert result.exit_code == 0, result
+    return time.perf_counter() - started
 
 
 async def bench_job_start(sandbox: Sandbox) -> dict[str, object]:
@@ -85,7 +97,8 @@ async def bench_concurrency(sandbox: Sandbox) -> list[dict[str, object]]:
         infos = [await sandbox.wait_job(agent, job, timeout=300) for agent, job in jobs]
         elapsed = time.perf_counter() - started
         ok = sum(info.state.value == "succeeded" for info in infos)
-        peak = max(info.started_at or 0 for info in infos) - min(info.started_at or 0 for info in infos)
+        starts = [info.started_at.timestamp() for info in infos if info.started_at]
+        peak = max(starts) - min(starts)
         rows.append(
             {
                 "jobs": level,
@@ -114,6 +127,7 @@ async def main(output: Path) -> dict[str, object]:
                     "python": sys.version.split()[0],
                 },
                 "exec": await bench_exec(sandbox),
+                "first_exec": await bench_first_exec(sandbox),
                 "job_start": await bench_job_start(sandbox),
                 "concurrent_jobs": await bench_concurrency(sandbox),
             }
@@ -133,6 +147,7 @@ def _print_table(results: dict[str, object]) -> None:
     for label, row in (
         ("bare subprocess (bash -c true)", exec_["bare_subprocess"]),  # type: ignore[index]
         ("sandbox exec (bash -c true)", exec_["sandbox_exec"]),  # type: ignore[index]
+        ("an agent's first exec (box start)", results["first_exec"]["first_exec"]),  # type: ignore[index]
         ("start_job call", jobs["start_job_call"]),  # type: ignore[index]
         ("trivial job, start to finished", jobs["trivial_job_round_trip"]),  # type: ignore[index]
     ):

@@ -32,7 +32,7 @@ from servers.pgr.testbed import TaskBench
 from servers.pgr.verdict import Margins
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.server import sandbox_config
-from servers.sandbox.service import Sandbox
+from servers.sandbox.store import Sandbox
 from servers.storage.store import open_repository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 from servers.w2s.encoders import minilm_dir

@@ -3,14 +3,11 @@
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.errors import IsolationUnavailableError
 from servers.sandbox.limits import Limit, SandboxLimits
-from servers.sandbox.service import ExecResult, Sandbox
-from servers.sandbox.workspace import Listing
+from servers.sandbox.store import Sandbox
 
 __all__ = [
-    "ExecResult",
     "IsolationUnavailableError",
     "Limit",
-    "Listing",
     "Sandbox",
     "SandboxConfig",
     "SandboxLimits",

@@ -1,4 +1,4 @@
-"""Per-command cgroups for the memory and process-count limits, where the machine lets us make them.
+"""Per-agent and per-command cgroups: CPU shares, memory and process-count limits, where the machine lets us.
 
 rlimits cannot do these two well: RLIMIT_AS breaks programs that reserve address space (torch,
 CUDA), and RLIMIT_NPROC counts per user id, which inside bubblewrap run as root is uid 0, exempt
@@ -7,6 +7,15 @@ OOM killer fired or a fork was refused. Both cgroup v2 (one unified hierarchy wh
 control can enable memory and pids) and cgroup v1 (separate memory and pids hierarchies) are
 supported; `CgroupRoot.detect` returns None where neither is writable and the caller falls back to
 rlimits.
+
+Each agent's box (its long-lived sandbox, see `box`) also gets a cgroup with the same CPU weight as
+every other agent's (cgroup v2 `cpu.weight`, v1 `cpu.shares`) where the cpu controller can be
+used, so an agent running many busy processes gets no more CPU than one running a single one
+while both want CPU. Layout under this service's cgroup (v2; under v1 the agent's cgroup lives in
+the cpu hierarchy alone and command cgroups stay flat in the memory and pids hierarchies):
+    agent-NAME/          cpu.weight, no processes of its own
+        init/            the box: bubblewrap and the init inside
+        run-N/           one command: memory.max, pids.max
 """
 
 from __future__ import annotations
@@ -23,6 +32,10 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 PREFIX = "aar-sandbox-"
+CPU_WEIGHT = 100
+"""cgroup v2 cpu.weight of every agent (the default; written so that each agent's is equal by intent)."""
+CPU_SHARES = 1024
+"""cgroup v1 cpu.shares of every agent."""
 _instances = itertools.count(1)
 _MOUNTINFO = Path("/proc/self/mountinfo")
 _SELF_CGROUP = Path("/proc/self/cgroup")
@@ -35,6 +48,8 @@ class CgroupRoot:
     version: int
     memory_dir: Path
     pids_dir: Path
+    cpu_dir: Path | None = None
+    """Where agent cgroups get their CPU weight; None where no cpu controller could be used."""
 
     @classmethod
     def detect(cls) -> CgroupRoot | None:
@@ -46,9 +61,11 @@ class CgroupRoot:
             if "" in mounts and "" in own and not ("memory" in mounts and "pids" in mounts):
                 return cls._detect_v2(mounts[""] / own[""].lstrip("/") / name)
             if "memory" in mounts and "pids" in mounts and "memory" in own and "pids" in own:
+                cpu = mounts["cpu"] / own["cpu"].lstrip("/") / name if "cpu" in mounts and "cpu" in own else None
                 return cls._detect_v1(
                     mounts["memory"] / own["memory"].lstrip("/") / name,
                     mounts["pids"] / own["pids"].lstrip("/") / name,
+                    cpu,
                 )
         except OSError as error:
             logger.info("cgroups unusable (%s); memory and process limits fall back to rlimits", error)
@@ -64,30 +81,65 @@ class CgroupRoot:
         if not {"memory", "pids"} <= set(available):
             logger.info("cgroup v2 at %s lacks the memory or pids controller", parent)
             return None
-        (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        controllers = "+memory +pids +cpu" if "cpu" in available else "+memory +pids"
+        if "cpu" not in available:
+            logger.info("cgroup v2 at %s lacks the cpu controller: agents get no CPU share of their own", parent)
+        (parent / "cgroup.subtree_control").write_text(controllers)
         directory.mkdir()
-        (directory / "cgroup.subtree_control").write_text("+memory +pids")
-        return cls(2, directory, directory)
+        (directory / "cgroup.subtree_control").write_text(controllers)
+        return cls(2, directory, directory, directory if "cpu" in available else None)
 
     @classmethod
-    def _detect_v1(cls, memory_dir: Path, pids_dir: Path) -> CgroupRoot | None:
+    def _detect_v1(cls, memory_dir: Path, pids_dir: Path, cpu_dir: Path | None) -> CgroupRoot | None:
         _sweep_stale(memory_dir.parent)
         _sweep_stale(pids_dir.parent)
         memory_dir.mkdir()
         pids_dir.mkdir()
-        return cls(1, memory_dir, pids_dir)
+        if cpu_dir is not None:
+            _sweep_stale(cpu_dir.parent)
+            try:
+                cpu_dir.mkdir()
+            except OSError as error:
+                logger.info("cpu cgroup %s unusable (%s): agents get no CPU share of their own", cpu_dir, error)
+                cpu_dir = None
+        return cls(1, memory_dir, pids_dir, cpu_dir)
 
     def remove(self) -> None:
         """Remove this service's cgroup directories (empty once every command has ended)."""
-        for directory in dict.fromkeys((self.memory_dir, self.pids_dir)):
+        for directory in dict.fromkeys((self.memory_dir, self.pids_dir, self.cpu_dir)):
+            if directory is None:
+                continue
             try:
                 directory.rmdir()
             except OSError as error:
                 logger.warning("cannot remove cgroup %s: %s", directory, error)
 
-    def create(self, name: str, memory_bytes: int, max_pids: int) -> Cgroup:
-        """A fresh cgroup for one command, with its limits already set."""
-        group = Cgroup(self.version, self.memory_dir / name, self.pids_dir / name)
+    def create_agent(self, agent: str) -> AgentCgroup:
+        """The cgroup of one agent's box, with the CPU weight every agent gets."""
+        if self.version == 2:
+            directory = self.memory_dir / f"agent-{agent}"
+            directory.mkdir(exist_ok=True)
+            if self.cpu_dir is not None:
+                _write(directory / "cpu.weight", CPU_WEIGHT)
+            (directory / "cgroup.subtree_control").write_text(
+                "+memory +pids +cpu" if self.cpu_dir is not None else "+memory +pids"
+            )
+            (directory / "init").mkdir(exist_ok=True)
+            return AgentCgroup((directory / "init",), (directory / "init",), directory, (directory / "init", directory))
+        home = tuple(dict.fromkeys((self.memory_dir, self.pids_dir)))
+        if self.cpu_dir is None:
+            return AgentCgroup(home, home, None, ())
+        directory = self.cpu_dir / f"agent-{agent}"
+        directory.mkdir(exist_ok=True)
+        _write(directory / "cpu.shares", CPU_SHARES)
+        return AgentCgroup((directory, *home), home, None, (directory,))
+
+    def create(self, name: str, memory_bytes: int, max_pids: int, agent: AgentCgroup | None = None) -> Cgroup:
+        """A fresh cgroup for one command (under its agent's where the hierarchy nests), its limits set."""
+        if agent is not None and agent.runs is not None:
+            group = Cgroup(self.version, agent.runs / name, agent.runs / name)
+        else:
+            group = Cgroup(self.version, self.memory_dir / name, self.pids_dir / name)
         for directory in group.dirs:
             directory.mkdir()
         if self.version == 2:
@@ -99,6 +151,31 @@ class CgroupRoot:
             _write(group.memory / "memory.memsw.limit_in_bytes", memory_bytes, optional=True)
             _write(group.pids / "pids.max", max_pids)
         return group
+
+
+@dataclass(frozen=True)
+class AgentCgroup:
+    """Where one agent's box runs: the cgroups its launcher joins, the ones its init returns to after
+    stepping into a command's cgroup to spawn it, where command cgroups go (v2 only), and what is
+    removed with the box (innermost first)."""
+
+    joins: tuple[Path, ...]
+    home: tuple[Path, ...]
+    runs: Path | None
+    owned: tuple[Path, ...]
+
+    @property
+    def join_files(self) -> list[str]:
+        return [str(directory / "cgroup.procs") for directory in self.joins]
+
+    @property
+    def home_files(self) -> list[str]:
+        return [str(directory / "cgroup.procs") for directory in self.home]
+
+    def kill_and_remove(self) -> None:
+        """Kill what is left of the box, then remove the agent's cgroups (its commands' are gone by now)."""
+        for directory in self.owned:
+            Cgroup(1, directory, directory).kill_and_remove()
 
 
 @dataclass(frozen=True)
@@ -125,8 +202,8 @@ class Cgroup:
     def pids_refused(self) -> bool:
         return _counter(self.pids / "pids.events", "max") > 0
 
-    def kill_and_remove(self, timeout_s: float = 5.0) -> None:
-        """SIGKILL whatever is left inside, then remove the cgroup directories."""
+    def kill_pids(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL whatever is inside until nothing is (bounded by `timeout_s`)."""
         deadline = time.monotonic() + timeout_s
         for directory in self.dirs:
             while True:
@@ -140,6 +217,11 @@ class Cgroup:
                     logger.warning("processes %s survive in %s", pids, directory)
                     break
                 time.sleep(0.01)
+
+    def kill_and_remove(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL whatever is left inside, then remove the cgroup directories."""
+        self.kill_pids(timeout_s)
+        for directory in self.dirs:
             try:
                 directory.rmdir()
             except OSError as error:
@@ -152,7 +234,7 @@ def _sweep_stale(parent: Path) -> None:
         pid = stale.name[len(PREFIX) :].split("-")[0]
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
-        for directory in [*stale.glob("run-*"), stale]:
+        for directory in [*stale.glob("agent-*/*"), *stale.glob("agent-*"), *stale.glob("run-*"), stale]:
             with contextlib.suppress(OSError):
                 directory.rmdir()
 
@@ -197,7 +279,7 @@ def _cgroup_mounts() -> dict[str, Path]:
             mounts.setdefault("", Path(mount_point))
         elif fstype == "cgroup":
             for option in options:
-                if option in ("memory", "pids"):
+                if option in ("memory", "pids", "cpu"):
                     mounts.setdefault(option, Path(mount_point))
     return mounts
 
@@ -210,6 +292,6 @@ def _own_cgroups() -> dict[str, str]:
         if controllers == "":
             own[""] = path
         for controller in controllers.split(","):
-            if controller in ("memory", "pids"):
+            if controller in ("memory", "pids", "cpu"):
                 own[controller] = path
     return own

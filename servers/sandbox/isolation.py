@@ -1,16 +1,14 @@
-"""The argv that runs one command isolated: cgroup join, rlimits, then bubblewrap.
+"""How an agent's box is started and what each command in it gets: argv, environment, rlimits.
 
-Layers, outermost first:
-1. `sh` writes its own pid into the command's cgroup(s) and execs on (so every descendant is
-   counted from the first instruction; a preexec_fn would run in a threaded server);
-2. `prlimit` sets per-process rlimits (CPU time, file size, no core dumps; address space and
-   process count too where no cgroup can limit memory and processes);
-3. `bwrap` builds fresh user, PID, network, IPC, UTS and cgroup namespaces, drops every
+A box (see `box`) is started once per agent, in layers, outermost first:
+1. `sh` writes its own pid into the agent's cgroup (CPU share) and execs on;
+2. `bwrap` builds fresh user, PID, network, IPC, UTS and cgroup namespaces, drops every
    capability, maps a non-root uid, mounts the read-only view, the workspace at /workspace and a
-   size-capped /tmp, and runs `bash -c COMMAND` there.
-The whole chain is started with an empty environment: bwrap's own memory (which its pid-1 child
-inherits and /proc/1/environ shows inside) then holds none of the server's variables, and the
-command gets only the variables set here.
+   size-capped /tmp, and runs the init (`boxinit`) there as PID 1.
+The chain starts with an empty environment: bwrap's memory and the init's hold none of the
+server's variables. Each command is then forked by the init with the environment, working
+directory and rlimits (CPU time, file size, no core dumps; address space and process count too
+where no cgroup can limit memory and processes) that `command` describes here.
 """
 
 from __future__ import annotations
@@ -18,22 +16,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from servers.sandbox import boxinit
 from servers.sandbox.cgroups import Cgroup
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.errors import IsolationUnavailableError
 from servers.sandbox.gpu import GpuPool
 from servers.sandbox.limits import MIB
-from servers.sandbox.view import exposed_sources, view_args
+from servers.sandbox.readonly_view import exposed_sources, view_args
 
 logger = logging.getLogger(__name__)
 
 WORKSPACE = "/workspace"
 API_DIR = "/opt/aar/api"
 USER = "agent"
+INIT_SOURCE = Path(boxinit.__file__)
+INIT_PATH = "/opt/aar/init/boxinit.py"
 _JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done; exec "$@"'
 FIX_HINT = (
     "install bubblewrap (apt-get install bubblewrap) and enable user namespaces "
@@ -45,7 +47,7 @@ FIX_HINT = (
 
 @dataclass(frozen=True)
 class Launch:
-    """What to spawn for one command: argv, working directory, and the fd bwrap reports status on."""
+    """What to spawn for one agent's box: argv, working directory, environment, descriptors to pass."""
 
     argv: list[str]
     cwd: str
@@ -53,8 +55,22 @@ class Launch:
     pass_fds: tuple[int, ...]
     owned_fds: tuple[int, ...]
     """Descriptors made for this launch; the spawner closes them once the child has them."""
-    supervisors: int
-    """How many levels of the process tree below the spawned pid are sandbox plumbing (bwrap)."""
+    binds: tuple[str, ...]
+    """The optional read-only binds present at launch (a box whose binds changed is restarted when idle)."""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """What the init spawns for one command (`boxinit` reads it): the init sets the rlimits on itself, so
+    that the command inherits them, except that its own hard RLIMIT_CPU stays at `cpu_ceiling` (the
+    most any command or job gets; it cannot be raised again) until it has set the command's own."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    rlimits: list[tuple[int, int, int]]
+    merge: bool
+    cpu_ceiling: int
 
 
 class Isolation:
@@ -65,8 +81,8 @@ class Isolation:
         self._gpus = gpus
         self.unsafe = unsafe
         self._sh = _which("sh", "it is part of every Linux base system")
-        self._prlimit = _which("prlimit", "install util-linux")
         self._bwrap = None if unsafe else _which(config.bwrap, FIX_HINT)
+        self._python = _python(config.python_paths)
         self._etc = self._write_etc()
         self._view = view_args((*config.system_paths, *config.extra_ro_paths), config.hidden_paths) + view_args(
             config.python_paths, config.installed_packages
@@ -80,7 +96,7 @@ class Isolation:
             return
         probe_dir = self._config.root / "probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
-        argv = [self._bwrap, *self._bwrap_args(probe_dir, None), "--", "/bin/true"]
+        argv = [self._bwrap, *self._bwrap_args(probe_dir), "--", "/bin/true"]
         process = await asyncio.create_subprocess_exec(
             *argv,
             env={},
@@ -93,31 +109,44 @@ class Isolation:
             why = output.decode(errors="replace").strip() or f"exit status {process.returncode}"
             raise IsolationUnavailableError(f"bubblewrap cannot build a sandbox here ({why}); {FIX_HINT}")
 
-    def launch(self, workspace: Path, command: str, *, cpu_s: int, cgroup: Cgroup | None, status_fd: int) -> Launch:
-        """The argv running `command` in `workspace` with the configured limits."""
-        gpu = self._gpus.assign()
+    def box(self, workspace: Path, control_fd: int, join: list[str]) -> Launch:
+        """The argv starting an agent's box over `workspace`, its init talking on `control_fd`.
+
+        `join` names cgroup.procs files the box joins before bubblewrap (the agent's CPU share)."""
+        prefix = [self._sh, "-c", _JOIN_CGROUPS, "sh", str(len(join)), *join] if join else []
+        init = [self._python, "-I", "-S", "-B"]
+        binds = self.optional_binds()
+        if self.unsafe:
+            logger.warning("UNSAFE: the box of %s runs unisolated (unsafe_no_isolation=True)", workspace)
+            argv = [*prefix, *init, str(INIT_SOURCE), str(control_fd)]
+            return Launch(argv, str(workspace), {}, (control_fd,), (), binds)
+        args_fd = _memfd("\0".join([*self._bwrap_args(workspace), "--as-pid-1", ""]))
+        bwrap = [self._bwrap, "--args", str(args_fd), "--", *init, INIT_PATH, str(control_fd)]
+        return Launch([*prefix, *bwrap], "/", {}, (control_fd, args_fd), (args_fd,), binds)
+
+    def command(self, workspace: Path, command: str, *, cpu_s: int, cgroup: Cgroup | None) -> CommandSpec:
+        """What the init runs for `command`: bash in /workspace with the configured limits."""
         limits = self._config.limits
-        prlimit = [
-            self._prlimit,
-            f"--cpu={cpu_s}:{cpu_s + 1}",
-            f"--fsize={limits.file_size_mib * MIB}",
-            "--core=0",
+        rlimits = [
+            (resource.RLIMIT_CPU, cpu_s, cpu_s + 1),
+            (resource.RLIMIT_FSIZE, limits.file_size_mib * MIB, limits.file_size_mib * MIB),
+            (resource.RLIMIT_CORE, 0, 0),
         ]
         if cgroup is None:
-            prlimit += [f"--as={limits.memory_mib * MIB}", f"--nproc={limits.max_processes}"]
-        prlimit.append("--")
-        join = (
-            [self._sh, "-c", _JOIN_CGROUPS, "sh", str(len(cgroup.procs_files)), *cgroup.procs_files] if cgroup else []
-        )
+            memory, processes = limits.memory_mib * MIB, limits.max_processes
+            rlimits += [(resource.RLIMIT_AS, memory, memory), (resource.RLIMIT_NPROC, processes, processes)]
         if self.unsafe:
             logger.warning("UNSAFE: running a command WITHOUT isolation (unsafe_no_isolation=True): %.200s", command)
-            env = self._env(gpu, home=str(workspace))
-            return Launch([*join, *prlimit, "/bin/bash", "-c", command], str(workspace), env, (), (), 0)
-        args_fd = _memfd("\0".join(["--json-status-fd", str(status_fd), *self._bwrap_args(workspace, gpu), ""]))
-        bwrap = [self._bwrap, "--args", str(args_fd), "--", "/bin/bash", "-c", command]
-        return Launch([*join, *prlimit, *bwrap], "/", {}, (status_fd, args_fd), (args_fd,), 2)
+        home = str(workspace) if self.unsafe else WORKSPACE
+        env = self._env(self._gpus.assign(), home=home)
+        ceiling = max(limits.exec_cpu_s, limits.job_cpu_s) + 1
+        return CommandSpec(["/bin/bash", "-c", command], env, home, rlimits, merge=False, cpu_ceiling=ceiling)
 
-    def _bwrap_args(self, workspace: Path, gpu: str | None) -> list[str]:
+    def optional_binds(self) -> tuple[str, ...]:
+        """The API sources and mounts that exist now (they may appear while the service runs)."""
+        return tuple(self._api_binds() + self._mount_binds())
+
+    def _bwrap_args(self, workspace: Path) -> list[str]:
         config = self._config
         uid = str(config.sandbox_uid)
         tmp_bytes = str(config.limits.tmp_mib * MIB)
@@ -146,6 +175,9 @@ class Isolation:
             *self._api_binds(),
             *self._mount_binds(),
             "--ro-bind",
+            str(INIT_SOURCE),
+            INIT_PATH,
+            "--ro-bind",
             str(self._etc / "passwd"),
             "/etc/passwd",
             "--ro-bind",
@@ -173,8 +205,6 @@ class Isolation:
             "--chdir",
             WORKSPACE,
         ]
-        for key, value in self._env(gpu, home=WORKSPACE).items():
-            args += ["--setenv", key, value]
         return args
 
     def _env(self, gpu: str | None, home: str) -> dict[str, str]:
@@ -244,6 +274,16 @@ def _memfd(content: str) -> int:
     os.write(fd, content.encode())
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def _python(prefixes: tuple[str, ...]) -> str:
+    """A Python the view exposes, to run the init with (the server's own where it is in the view)."""
+    for prefix in prefixes:
+        for name in ("python3", "python"):
+            candidate = f"{prefix}/bin/{name}"
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return _which("python3", "install Python 3")
 
 
 def _which(name: str, hint: str) -> str:

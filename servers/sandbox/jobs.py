@@ -20,8 +20,6 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ import aiosqlite
 from servers.kit.database import Database, ReadOnlyFile
 from servers.sandbox.errors import CapacityError, NotFoundError, ToolInputError
 from servers.sandbox.limits import SandboxLimits, naming
+from servers.sandbox.models import Job, JobLog, JobState
 from servers.sandbox.runner import LogFile, Outcome, Run
 
 logger = logging.getLogger(__name__)
@@ -58,51 +57,15 @@ LOST_MESSAGE = "the sandbox service stopped while the job was running"
 TAIL_BYTES = 16 * 1024
 
 
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    LOST = "lost"
+class JobRecord(Job):
+    """A job as the service keeps it: the agent's view plus its owner and the host path of its log."""
 
-
-FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A job record (times are Unix seconds; `limit_hit` names a `Limit`, `error` says what went wrong)."""
-
-    id: str
     owner: str
-    name: str
-    command: str
-    state: JobState
-    exit_code: int | None
-    limit_hit: str | None
-    error: str | None
-    timeout_s: float
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
     log_path: str
 
-    @property
-    def finished(self) -> bool:
-        return self.state in FINAL_STATES
-
-
-@dataclass(frozen=True)
-class LogChunk:
-    """Log bytes [offset, next_offset) of a log now `size` bytes long; `complete` once the job has finished."""
-
-    job_id: str
-    offset: int
-    next_offset: int
-    size: int
-    text: str
-    complete: bool
+    def public(self) -> Job:
+        """What the owning agent is shown (no host paths)."""
+        return Job(**{name: getattr(self, name) for name in Job.model_fields})
 
 
 RunFactory = Callable[[str, str, float], Run]
@@ -153,7 +116,7 @@ class JobManager:
             await asyncio.wait(tasks, timeout=self._limits.kill_grace_s + 10)
         await self._db.close()
 
-    async def submit(self, owner: str, name: str, command: str, timeout_s: float) -> JobInfo:
+    async def submit(self, owner: str, name: str, command: str, timeout_s: float) -> JobRecord:
         """Record a job as queued and start it if a slot is free."""
         async with self._lock:
             row = await self._db.fetch_one(
@@ -180,7 +143,7 @@ class JobManager:
         await self._schedule()
         return await self.get(owner, job_id)
 
-    async def get(self, owner: str, job_id: str) -> JobInfo:
+    async def get(self, owner: str, job_id: str) -> JobRecord:
         row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ? AND owner = ?", (job_id, owner))
         if row is None:
             raise NotFoundError(
@@ -189,11 +152,11 @@ class JobManager:
             )
         return _info(row)
 
-    async def list(self, owner: str) -> list[JobInfo]:
+    async def list(self, owner: str) -> list[JobRecord]:
         rows = await self._db.fetch_all("SELECT * FROM jobs WHERE owner = ? ORDER BY seq", (owner,))
         return [_info(row) for row in rows]
 
-    async def wait(self, owner: str, job_id: str, timeout_s: float | None = None) -> JobInfo:
+    async def wait(self, owner: str, job_id: str, timeout_s: float | None = None) -> JobRecord:
         """The job once it has finished, or as it is when `timeout_s` runs out."""
         await self.get(owner, job_id)
         event = self._done.setdefault(job_id, asyncio.Event())
@@ -204,7 +167,7 @@ class JobManager:
             job = await self.get(owner, job_id)
         return job
 
-    async def cancel(self, owner: str, job_id: str) -> JobInfo:
+    async def cancel(self, owner: str, job_id: str) -> JobRecord:
         """Cancel a queued job, or stop a running one (SIGTERM, grace period, SIGKILL of its whole tree)."""
         async with self._lock:
             job = await self.get(owner, job_id)
@@ -219,7 +182,7 @@ class JobManager:
             await asyncio.wait({task}, timeout=self._limits.kill_grace_s + 10)
         return await self.get(owner, job_id)
 
-    async def delete(self, owner: str, job_id: str) -> JobInfo:
+    async def delete(self, owner: str, job_id: str) -> JobRecord:
         """Forget a finished job, record and log, freeing its share of the owner's disk quota."""
         async with self._lock:
             job = await self.get(owner, job_id)
@@ -229,7 +192,7 @@ class JobManager:
         Path(job.log_path).unlink(missing_ok=True)
         return job
 
-    async def logs(self, owner: str, job_id: str, offset: int | None, limit: int) -> LogChunk:
+    async def logs(self, owner: str, job_id: str, offset: int | None, limit: int) -> JobLog:
         """From `offset` up to `limit` bytes, or (offset None) the last TAIL_BYTES; pass next_offset to follow."""
         job = await self.get(owner, job_id)
         path = Path(job.log_path)
@@ -240,7 +203,10 @@ class JobManager:
             with open(path, "rb") as handle:
                 handle.seek(start)
                 data = handle.read(limit)
-        return LogChunk(job_id, start, start + len(data), size, data.decode("utf-8", errors="replace"), job.finished)
+        text = data.decode("utf-8", errors="replace")
+        return JobLog(
+            job_id=job_id, offset=start, next_offset=start + len(data), size=size, text=text, complete=job.finished
+        )
 
     async def _schedule(self) -> None:
         """Start queued jobs while slots are free, round-robin between agents, FIFO within one."""
@@ -248,7 +214,7 @@ class JobManager:
             return
         async with self._lock:
             rows = await self._db.fetch_all("SELECT * FROM jobs WHERE state = 'queued' ORDER BY seq")
-            queues: dict[str, list[JobInfo]] = {}
+            queues: dict[str, list[JobRecord]] = {}
             for row in rows:
                 queues.setdefault(row["owner"], []).append(_info(row))
             running = Counter(owner for owner, _, _ in self._running.values())
@@ -265,7 +231,7 @@ class JobManager:
                 running[owner] += 1
                 await self._start(job)
 
-    async def _start(self, job: JobInfo) -> None:
+    async def _start(self, job: JobRecord) -> None:
         async with self._db.transaction() as conn:
             await conn.execute("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?", (time.time(), job.id))
         self._last_start[job.owner] = time.time()
@@ -274,7 +240,7 @@ class JobManager:
         task = asyncio.create_task(self._run(job, run), name=f"sandbox-job-{job.id}")
         self._running[job.id] = (job.owner, run, task)
 
-    async def _run(self, job: JobInfo, run: Run) -> None:
+    async def _run(self, job: JobRecord, run: Run) -> None:
         log = LogFile(Path(job.log_path), self._limits.job_log_bytes)
         try:
             outcome = await run.execute(log, None)
@@ -334,11 +300,8 @@ class JobManager:
             event.set()
 
 
-def _info(row: aiosqlite.Row) -> JobInfo:
-    return JobInfo(**{name: row[name] for name in _FIELDS}, state=JobState(row["state"]))
-
-
-_FIELDS = [name for name in JobInfo.__dataclass_fields__ if name != "state"]
+def _info(row: aiosqlite.Row) -> JobRecord:
+    return JobRecord.model_validate({key: row[key] for key in row.keys()})  # noqa: SIM118 - a Row, not a dict
 
 
 JOBS_FILE = "jobs.sqlite"

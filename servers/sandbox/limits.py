@@ -64,6 +64,8 @@ class SandboxLimits:
     max_running_jobs_total: int = 8
     max_queued_jobs_per_agent: int = 16
     kill_grace_s: float = 5.0
+    box_idle_s: float = 600.0
+    """An agent's box (its long-lived sandbox) is stopped after this long without a command or job."""
     workspace_poll_s: float = 1.0
 
     def describe(self, limit: Limit, timeout_s: float | None = None, cpu_s: int | None = None) -> str:

@@ -1,8 +1,28 @@
-"""What the sandbox server's tools return."""
+"""What the sandbox's tools return: the store (`store.Sandbox`) answers in these models, the tools pass them on.
+
+Times are UTC ISO 8601 on the wire (`UtcTimestamp`); the job records keep Unix seconds.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, Field
+
+from servers.kit.timestamps import UtcTimestamp
+from servers.sandbox.limits import Limit
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
 
 
 class WrittenFile(BaseModel):
@@ -38,7 +58,7 @@ class CommandResult(BaseModel):
     duration_s: float
     stdout_truncated: bool
     stderr_truncated: bool
-    limit_hit: str | None = Field(description="The limit that ended the command: timeout, cpu, memory, ...")
+    limit_hit: Limit | None = Field(description="The limit that ended the command: timeout, cpu, memory, ...")
     error: str | None = Field(description="Why the command was killed, naming the limit.")
 
 
@@ -46,14 +66,18 @@ class Job(BaseModel):
     id: str
     name: str
     command: str
-    state: str = Field(description="queued, running, succeeded, failed, cancelled or lost (server restarted).")
+    state: JobState = Field(description="queued, running, succeeded, failed, cancelled or lost (server restarted).")
     exit_code: int | None
-    limit_hit: str | None
+    limit_hit: Limit | None
     error: str | None
     timeout_s: float
-    created_at: float = Field(description="Unix seconds.")
-    started_at: float | None
-    finished_at: float | None
+    created_at: UtcTimestamp
+    started_at: UtcTimestamp | None
+    finished_at: UtcTimestamp | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
 
 
 class JobList(BaseModel):

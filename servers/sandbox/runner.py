@@ -1,10 +1,12 @@
 """Running one sandboxed command to the end: output capped while streaming, limits watched, tree killed.
 
-A `Run` owns its process tree from spawn to reap. It ends the command when the wall clock, the
-cgroup's process count or the workspace size is exceeded, or when cancelled (SIGTERM to every
-process inside, a grace period, then SIGKILL to bubblewrap, whose death takes the PID namespace
-and everything in it, daemons included). Whatever ended it is reported as a `Limit` with a message
-that names the limit.
+A `Run` has its agent's box (see `box`) fork the command and owns the command's processes from
+then on. It ends the command when the wall clock, the cgroup's process count or the workspace size
+is exceeded, or when cancelled (SIGTERM to the command's process group, a grace period, then
+SIGKILL to the group and to everything in its cgroup). When the command exits, whatever it left
+running is killed too: everything in its cgroup, its process group (by the init), and, once the
+agent runs nothing else, every other process in the box. Whatever ended it is reported as a
+`Limit` with a message that names the limit.
 """
 
 from __future__ import annotations
@@ -12,20 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import signal
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from servers.sandbox.box import BoxError, Boxes, Spawned
 from servers.sandbox.cgroups import Cgroup, CgroupRoot
-from servers.sandbox.isolation import Isolation, Launch
+from servers.sandbox.isolation import Isolation
 from servers.sandbox.limits import MIB, Limit, SandboxLimits
-from servers.sandbox.workspace import Workspace
+from servers.sandbox.workspace import Usage, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,15 @@ class LogFile:
 
 
 @dataclass(frozen=True)
+class Ending:
+    """What is known once a command has exited: the cgroup's OOM kill and refused forks, the workspace limit broken."""
+
+    oom: bool
+    pids_refused: bool
+    workspace: Limit | None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a command ended: its exit code (128+N for signal N), the limit that ended it, and why."""
 
@@ -126,6 +136,8 @@ class Run:
     def __init__(
         self,
         isolation: Isolation,
+        boxes: Boxes,
+        agent: str,
         workspace: Workspace,
         limits: SandboxLimits,
         cgroups: CgroupRoot | None,
@@ -135,6 +147,8 @@ class Run:
         cpu_s: int,
     ) -> None:
         self._isolation = isolation
+        self._boxes = boxes
+        self._agent = agent
         self._workspace = workspace
         self._limits = limits
         self._start_usage: Any = None
@@ -154,57 +168,64 @@ class Run:
     async def execute(self, stdout: OutputSink, stderr: OutputSink | None) -> Outcome:
         """Run the command, streaming stdout and stderr (merged into `stdout` when `stderr` is None)."""
         started = time.monotonic()
+        try:
+            box = await self._boxes.get(self._agent, self._workspace.root)
+        except BoxError as error:
+            return Outcome(None, None, str(error), False, time.monotonic() - started)
+        start_usage = asyncio.create_task(asyncio.to_thread(self._workspace.usage))
         cgroup = (
             self._cgroups.create(
-                f"run-{os.getpid()}-{next(_run_numbers)}", self._limits.memory_mib * MIB, self._limits.max_processes
+                f"run-{os.getpid()}-{next(_run_numbers)}",
+                self._limits.memory_mib * MIB,
+                self._limits.max_processes,
+                box.cgroup,
             )
             if self._cgroups
             else None
         )
-        self._start_usage = await asyncio.to_thread(self._workspace.usage)
-        status_read, status_write = os.pipe()
-        launch: Launch | None = None
+        spec = self._isolation.command(self._workspace.root, self._command, cpu_s=self._cpu_s, cgroup=cgroup)
+        pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(2 if stderr is not None else 1)]
         try:
-            launch = self._isolation.launch(
-                self._workspace.root, self._command, cpu_s=self._cpu_s, cgroup=cgroup, status_fd=status_write
+            self._start_usage = await start_usage  # before the command runs: only its own growth is held against it
+            spawned = box.spawn(
+                spec, pipes[0][1], pipes[1][1] if stderr is not None else None, cgroup.procs_files if cgroup else []
             )
-            process = await asyncio.create_subprocess_exec(
-                *launch.argv,
-                cwd=launch.cwd,
-                env=launch.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE if stderr is not None else asyncio.subprocess.STDOUT,
-                pass_fds=launch.pass_fds,
-                start_new_session=True,
-            )
-        except BaseException:
-            os.close(status_read)
-            if cgroup:
-                cgroup.kill_and_remove()
-            raise
-        finally:
-            os.close(status_write)
-            for fd in launch.owned_fds if launch else ():
-                os.close(fd)
-        pumps = [asyncio.create_task(_pump(process.stdout, stdout))]
-        if stderr is not None:
-            pumps.append(asyncio.create_task(_pump(process.stderr, stderr)))
-        try:
-            limit, cancelled = await self._watch(process, launch, cgroup, started)
-        finally:
-            await _reap(process, pumps)
-            status = _read_status(status_read)
-            oom, pids = (cgroup.oom_killed(), cgroup.pids_refused()) if cgroup else (False, False)
+        except BaseException as error:
+            for read, _ in pipes:
+                os.close(read)
             if cgroup:
                 await asyncio.to_thread(cgroup.kill_and_remove)
-        return await self._outcome(process, launch, status, limit, cancelled, started, oom=oom, pids=pids)
+            if isinstance(error, BoxError):
+                return Outcome(None, None, str(error), False, time.monotonic() - started)
+            raise
+        finally:
+            for _, write in pipes:
+                os.close(write)
+        sinks = (stdout, stderr)
+        pumps = [asyncio.create_task(_pump(read, sink)) for (read, _), sink in zip(pipes, sinks, strict=False)]
+        try:
+            limit, cancelled = await self._watch(spawned, cgroup, started)
+        finally:
+            exit_code = await _exited(spawned)
+            end = await asyncio.to_thread(self._clean_up, cgroup)
+            _, late = await asyncio.wait(pumps, timeout=DRAIN_S)
+            for task in late:
+                task.cancel()
+        return self._outcome(exit_code, limit, cancelled, started, end)
 
-    async def _watch(
-        self, process: asyncio.subprocess.Process, launch: Launch, cgroup: Cgroup | None, started: float
-    ) -> tuple[Limit | None, bool]:
+    def _clean_up(self, cgroup: Cgroup | None) -> Ending:
+        """After exit, in a thread: kill what the command left in its cgroup (the init kills its process
+        group), read what the cgroup saw, remove it, and measure the workspace."""
+        oom = pids = False
+        if cgroup:
+            cgroup.kill_pids()
+            oom, pids = cgroup.oom_killed(), cgroup.pids_refused()
+            cgroup.kill_and_remove()
+        return Ending(oom, pids, self._workspace_breach(self._workspace.usage()))
+
+    async def _watch(self, spawned: Spawned, cgroup: Cgroup | None, started: float) -> tuple[Limit | None, bool]:
         """Wait for exit while enforcing limits; returns the limit that ended the run, and whether it was cancelled."""
-        exited = asyncio.create_task(process.wait())
+        exited = spawned.exited
         cancelled = asyncio.create_task(self._cancel.wait())
         deadline = started + self._timeout_s
         next_poll = started + self._limits.workspace_poll_s
@@ -216,7 +237,7 @@ class Run:
                 if exited.done():
                     break
                 if cancelled.done():
-                    await _terminate(process, launch, exited, self._grace_s)
+                    await _terminate(spawned, cgroup, self._grace_s)
                     return None, True
                 limit = None
                 if time.monotonic() >= deadline:
@@ -227,20 +248,22 @@ class Run:
                     limit = await self._workspace_limit()
                     next_poll = time.monotonic() + self._limits.workspace_poll_s
                 if limit:
-                    await _terminate(process, launch, exited, grace_s=0)
+                    await _terminate(spawned, cgroup, grace_s=0)
                     return limit, False
             return None, False
         finally:
             cancelled.cancel()
             if not exited.done():
-                await _terminate(process, launch, exited, grace_s=0)
+                await _terminate(spawned, cgroup, grace_s=0)
 
     async def _workspace_limit(self) -> Limit | None:
+        return self._workspace_breach(await asyncio.to_thread(self._workspace.usage))
+
+    def _workspace_breach(self, usage: Usage) -> Limit | None:
         """The workspace limit this run breaks: over it, and grown since the run started.
 
         A workspace already over its limit must still let a cleanup (`rm`) run.
         """
-        usage = await asyncio.to_thread(self._workspace.usage)
         start = self._start_usage
         if usage.bytes > self._limits.workspace_mib * MIB and usage.bytes > start.bytes:
             return Limit.WORKSPACE_SIZE
@@ -248,34 +271,25 @@ class Run:
             return Limit.WORKSPACE_FILES
         return None
 
-    async def _outcome(
-        self,
-        process: asyncio.subprocess.Process,
-        launch: Launch,
-        status: dict[str, int],
-        limit: Limit | None,
-        cancelled: bool,
-        started: float,
-        *,
-        oom: bool,
-        pids: bool,
+    def _outcome(
+        self, exit_code: int | str, limit: Limit | None, cancelled: bool, started: float, end: Ending
     ) -> Outcome:
-        code = process.returncode
-        exit_code = 128 - code if code is not None and code < 0 else code
         error = None
-        if launch.supervisors and "child-pid" not in status and not (limit or cancelled):
-            error = "the sandbox failed to start (see stderr)"
+        if isinstance(exit_code, str):  # the box died under the command
+            error, exit_code = exit_code, None
+        elif exit_code < 0:
+            exit_code = 128 - exit_code
         if limit is None and not cancelled and error is None:
-            if oom:
+            if end.oom:
                 limit = Limit.MEMORY
             elif exit_code == 128 + signal.SIGXCPU:
                 limit = Limit.CPU
             elif exit_code == 128 + signal.SIGXFSZ:
                 limit = Limit.FILE_SIZE
-            elif pids:
+            elif end.pids_refused:
                 limit = Limit.PROCESSES
             else:
-                limit = await self._workspace_limit()
+                limit = end.workspace
         if limit:
             error = self._limits.describe(limit, timeout_s=self._timeout_s, cpu_s=self._cpu_s)
         elif cancelled:
@@ -283,77 +297,40 @@ class Run:
         return Outcome(exit_code, limit, error, cancelled, time.monotonic() - started)
 
 
-async def _pump(stream: asyncio.StreamReader | None, sink: OutputSink) -> None:
+async def _pump(fd: int, sink: OutputSink | None) -> None:
     """Copy a pipe into a sink until EOF; past the sink's cap data is read and dropped, so the command never blocks."""
-    assert stream is not None
-    while chunk := await stream.read(CHUNK):
-        sink.write(chunk)
+    assert sink is not None
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=CHUNK)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        while chunk := await reader.read(CHUNK):
+            sink.write(chunk)
+    finally:
+        transport.close()
 
 
-async def _terminate(
-    process: asyncio.subprocess.Process, launch: Launch, exited: asyncio.Task[int], grace_s: float
-) -> None:
-    """SIGTERM the command's processes (not bwrap's), wait up to `grace_s`, then SIGKILL the whole tree."""
+async def _terminate(spawned: Spawned, cgroup: Cgroup | None, grace_s: float) -> None:
+    """SIGTERM the command's process group, wait up to `grace_s`, then SIGKILL it and everything in its cgroup."""
     if grace_s > 0:
-        _signal_tree(process.pid, signal.SIGTERM, min_depth=launch.supervisors)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(exited), grace_s)
-    if not exited.done():
-        _kill_all(process.pid)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(exited), DRAIN_S)
+        spawned.signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError, BoxError):
+            await asyncio.wait_for(asyncio.shield(spawned.exited), grace_s)
+    if not spawned.exited.done():
+        spawned.signal(signal.SIGKILL)
+        if cgroup:
+            await asyncio.to_thread(cgroup.kill_pids)
+        with contextlib.suppress(TimeoutError, BoxError):
+            await asyncio.wait_for(asyncio.shield(spawned.exited), DRAIN_S)
 
 
-async def _reap(process: asyncio.subprocess.Process, pumps: list[asyncio.Task[None]]) -> None:
-    """After exit: kill stragglers of the process group, finish reading the pipes (bounded)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    _, late = await asyncio.wait(pumps, timeout=DRAIN_S)
-    for task in late:
-        task.cancel()
-    if process.returncode is None:
-        _kill_all(process.pid)
-        await process.wait()
-
-
-def _kill_all(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    _signal_tree(pid, signal.SIGKILL, min_depth=0)
-
-
-def _signal_tree(root: int, signum: int, min_depth: int) -> None:
-    """Send `signum` to every descendant of `root` at least `min_depth` levels below it (root is level 0)."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children[ppid].append(int(entry.name))
-    level, depth = [root], 0
-    while level:
-        if depth >= min_depth:
-            for pid in level:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signum)
-        level = [child for pid in level for child in children.get(pid, ())]
-        depth += 1
-
-
-def _read_status(fd: int) -> dict[str, int]:
-    """What bwrap reported on --json-status-fd ('child-pid' once the sandbox is up, 'exit-code')."""
-    status: dict[str, int] = {}
-    os.set_blocking(fd, False)
-    data = b""
-    with contextlib.suppress(BlockingIOError):
-        while chunk := os.read(fd, CHUNK):
-            data += chunk
-    os.close(fd)
-    for line in data.decode(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            status.update(json.loads(line))
-    return status
+async def _exited(spawned: Spawned) -> int | str:
+    """The command's exit code (negative: the signal), or why there is none (bounded wait)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(spawned.exited), DRAIN_S)
+    except BoxError as error:
+        return f"{error}; it is restarted for your next command"
+    except TimeoutError:
+        return "the sandbox did not report the command's end"

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -32,23 +32,24 @@ from servers.sandbox.models import (
     Job,
     JobList,
     JobLog,
-    ListedFile,
+    JobState,
     LoadedSnapshot,
     WrittenFile,
 )
-from servers.sandbox.service import Sandbox
+from servers.sandbox.store import Sandbox
 from servers.storage.models import Snapshot, SnapshotId
 from servers.storage.store import SnapshotRepository, open_repository
 
 INSTRUCTIONS = """\
 Your own isolated workspace (/workspace inside commands): write files, run commands with `exec`
 (seconds to a minute or two) or `start_job` (long experiments; they keep running when you disconnect;
-poll `job_status`/`job_logs`). There is no network. Python with torch and transformers is there,
-and the method API (`import servers.w2s.api`). `load_snapshot` checks out anyone's stored
-snapshot; `save_snapshot` stores your files as a snapshot to cite and submit."""
+poll `job_status`/`job_logs`). Processes a command leaves behind end with it; /tmp is shared by
+your commands and jobs but may be emptied when you are idle, so keep results in /workspace. There is
+no network. Python with torch and transformers is there, and the method API (`import
+servers.w2s.api`). `load_snapshot` checks out anyone's stored snapshot; `save_snapshot` stores your
+files as a snapshot to cite and submit."""
 
 WorkspacePath = Annotated[str, Field(min_length=1, max_length=1024, description="Relative to your workspace.")]
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "lost"]
 JobId = Annotated[str, Field(min_length=1, max_length=64, description="A job id from start_job or list_jobs.")]
 Command = Annotated[str, Field(min_length=1, max_length=100_000, description="A bash command run in /workspace.")]
 
@@ -80,10 +81,6 @@ def sandbox_config(settings: Settings) -> SandboxConfig:
     )
 
 
-def _job(info: Any) -> Job:
-    return Job(**{name: getattr(info, name) for name in Job.model_fields})
-
-
 def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPServer[Any]:
     """The sandbox over `settings.data_dir/sandbox`; refuses to start where bubblewrap cannot run."""
 
@@ -107,8 +104,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     async def write_file(path: WorkspacePath, content: str, ctx: Context) -> WrittenFile:
         """Create or replace a text file in your workspace (folders are created)."""
         agent, sandbox = agent_and_sandbox(ctx)
-        entry = await sandbox.write_file(agent, path, content)
-        return WrittenFile(path=entry.path, size=entry.size)
+        return await sandbox.write_file(agent, path, content)
 
     @server.tool(annotations=READ_ONLY)
     async def read_file(
@@ -139,9 +135,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     ) -> FileList:
         """List a folder of your workspace, a page at a time (sorted, depth first); next_offset continues."""
         agent, sandbox = agent_and_sandbox(ctx)
-        listing = await sandbox.list_files(agent, path, recursive, offset, limit)
-        entries = [ListedFile(path=e.path, kind=e.kind, size=e.size) for e in listing.entries]
-        return FileList(entries=entries, truncated=listing.next_offset is not None, next_offset=listing.next_offset)
+        return await sandbox.list_files(agent, path, recursive, offset, limit)
 
     @server.tool(name="exec", annotations=DESTRUCTIVE)
     async def exec_command(
@@ -156,14 +150,14 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         agent, sandbox = agent_and_sandbox(ctx)
         limits = sandbox.limits
         total = min(timeout_s, limits.exec_timeout_max_s) if timeout_s else limits.exec_timeout_s
-        result = await with_progress(
+        return await with_progress(
             ctx,
             sandbox.exec(agent, command, timeout_s),
             every_s=limits.exec_progress_s,
             total_s=total,
             say=lambda elapsed: f"running for {elapsed:.0f} s of at most {total:g} s; use start_job for long work",
         )
-        return CommandResult(**dataclasses.asdict(result))
+
 
     @server.tool(annotations=DESTRUCTIVE)
     async def start_job(
@@ -175,13 +169,13 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Start a long command in the background; it runs on when you disconnect. Poll job_status."""
         agent, sandbox = agent_and_sandbox(ctx)
         job_id = await sandbox.start_job(agent, name, command, timeout_s)
-        return _job(await sandbox.job_status(agent, job_id))
+        return (await sandbox.job_status(agent, job_id)).public()
 
     @server.tool(annotations=READ_ONLY)
     async def job_status(job_id: JobId, ctx: Context) -> Job:
         """The state of one of your jobs."""
         agent, sandbox = agent_and_sandbox(ctx)
-        return _job(await sandbox.job_status(agent, job_id))
+        return (await sandbox.job_status(agent, job_id)).public()
 
     @server.tool(annotations=READ_ONLY)
     async def job_logs(
@@ -192,8 +186,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     ) -> JobLog:
         """A job's combined output: the tail, or from an offset (next_offset continues)."""
         agent, sandbox = agent_and_sandbox(ctx)
-        chunk = await sandbox.job_logs(agent, job_id, offset, limit)
-        return JobLog(**dataclasses.asdict(chunk))
+        return await sandbox.job_logs(agent, job_id, offset, limit)
 
     @server.tool(annotations=READ_ONLY)
     async def list_jobs(
@@ -203,20 +196,20 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     ) -> JobList:
         """Your jobs, newest first, including finished ones and ones lost in a server restart."""
         agent, sandbox = agent_and_sandbox(ctx)
-        jobs = [_job(info) for info in reversed(await sandbox.list_jobs(agent)) if state in (None, info.state)]
+        jobs = [info.public() for info in reversed(await sandbox.list_jobs(agent)) if state in (None, info.state)]
         return JobList(jobs=jobs[:limit])
 
     @server.tool(annotations=DESTRUCTIVE)
     async def cancel_job(job_id: JobId, ctx: Context) -> Job:
         """Stop a job and every process it started."""
         agent, sandbox = agent_and_sandbox(ctx)
-        return _job(await sandbox.cancel_job(agent, job_id))
+        return (await sandbox.cancel_job(agent, job_id)).public()
 
     @server.tool(annotations=DESTRUCTIVE)
     async def delete_job(job_id: JobId, ctx: Context) -> Job:
         """Delete a finished job and its log, which count toward your disk quota (old ones go by themselves)."""
         agent, sandbox = agent_and_sandbox(ctx)
-        return _job(await sandbox.delete_job(agent, job_id))
+        return (await sandbox.delete_job(agent, job_id)).public()
 
     @server.tool(annotations=OVERWRITE)
     async def load_snapshot(snapshot: SnapshotId, ctx: Context) -> LoadedSnapshot:

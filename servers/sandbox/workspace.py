@@ -20,21 +20,13 @@ from pathlib import Path
 
 from servers.sandbox.errors import PathError, QuotaError
 from servers.sandbox.limits import MIB, SandboxLimits, naming
+from servers.sandbox.models import FileList, ListedFile
 from servers.sandbox.paths import explain, open_dir, open_root, split_path
 
 MAX_DEPTH = 64
 QUICK_MAX_ENTRIES = 5000
 QUICK_MAX_DEPTH = 32
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One listed workspace entry; `kind` is file, dir, symlink or other."""
-
-    path: str
-    kind: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -58,14 +50,6 @@ class Usage:
 
     bytes: int
     files: int
-
-
-@dataclass(frozen=True)
-class Listing:
-    """One page of a listing; `next_offset` continues it, None once it is complete."""
-
-    entries: list[FileEntry]
-    next_offset: int | None
 
 
 class Workspace:
@@ -113,7 +97,7 @@ class Workspace:
                 os.close(fd)
         return FileChunk(path="/".join(parts), offset=offset, data=data, size=size, eof=offset + len(data) >= size)
 
-    def list(self, path: str = ".", recursive: bool = False, offset: int = 0, limit: int | None = None) -> Listing:
+    def list(self, path: str = ".", recursive: bool = False, offset: int = 0, limit: int | None = None) -> FileList:
         """Entries `offset` to `offset + limit` under directory `path`, in a stable order (sorted, depth first);
         `limit` is capped by list_max_entries."""
         parts = split_path(path, allow_root=True)
@@ -121,15 +105,15 @@ class Workspace:
             raise PathError(f"offset must be >= 0, not {offset}")
         cap = self._limits.list_max_entries
         limit = cap if limit is None else max(1, min(limit, cap))
-        entries: list[FileEntry] = []
+        entries: list[ListedFile] = []
         with open_root(str(self.root)) as root_fd:
             for position, entry in enumerate(_walk(root_fd, parts, recursive)):
                 if position < offset:
                     continue
                 if len(entries) == limit:
-                    return Listing(entries, position)
+                    return FileList(entries=entries, truncated=True, next_offset=position)
                 entries.append(entry)
-        return Listing(entries, None)
+        return FileList(entries=entries, truncated=False, next_offset=None)
 
     def usage(self) -> Usage:
         """Allocated bytes and entry count of the workspace and its job logs (no links followed)."""
@@ -240,7 +224,7 @@ def _kind(mode: int) -> str:
     return "other"
 
 
-def _walk(root_fd: int, parts: tuple[str, ...], recursive: bool) -> Iterator[FileEntry]:
+def _walk(root_fd: int, parts: tuple[str, ...], recursive: bool) -> Iterator[ListedFile]:
     """Entries under directory `parts`, sorted, depth first to MAX_DEPTH, never through links.
 
     Iterative and reopening each directory from the root, so a hostile tree (very deep or very
@@ -254,7 +238,7 @@ def _walk(root_fd: int, parts: tuple[str, ...], recursive: bool) -> Iterator[Fil
             subdirs = []
             for name in sorted(os.listdir(dir_fd)):
                 st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                yield FileEntry(path=f"{prefix}/{name}" if prefix else name, kind=_kind(st.st_mode), size=st.st_size)
+                yield ListedFile(path=f"{prefix}/{name}" if prefix else name, kind=_kind(st.st_mode), size=st.st_size)
                 if recursive and stat.S_ISDIR(st.st_mode) and len(current) < MAX_DEPTH:
                     subdirs.append((*current, name))
         pending.extend(reversed(subdirs))

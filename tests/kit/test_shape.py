@@ -23,17 +23,7 @@ SERVERS_DIR = Path(__file__).resolve().parents[2] / "servers"
 KIT_DIR = SERVERS_DIR / "kit"
 SHAPE = ("server.py", "store.py", "models.py")
 AGENT_PATTERN = AGENT_NAME.pattern.strip("^$")
-LATER = {"sandbox": "the sandbox's store.py and ISO timestamps come with the sandbox's part of #13"}
-"""Servers whose shape is still being built: each must fail the shape test until it is done (strict)."""
-
-
-def _server_param(name: str) -> Any:
-    if name in LATER:
-        return pytest.param(name, marks=pytest.mark.xfail(reason=LATER[name], strict=True))
-    return name
-
-
-SERVERS = [_server_param(name) for name in catalog.server_names()]
+SERVERS = catalog.server_names()
 
 
 def _server_modules() -> list[Path]:

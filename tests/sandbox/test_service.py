@@ -11,8 +11,8 @@ import pytest
 from servers.kit.settings import Settings
 from servers.sandbox import IsolationUnavailableError, Sandbox, SandboxConfig
 from servers.sandbox.gpu import GpuPool
+from servers.sandbox.readonly_view import view_args
 from servers.sandbox.server import sandbox_config
-from servers.sandbox.view import view_args
 from tests.sandbox.support import TEST_LIMITS
 
 pytestmark = pytest.mark.anyio

@@ -1,8 +1,9 @@
-"""The sandbox service: the async API the MCP tools call one-to-one, each call on behalf of one agent.
+"""The sandbox's store: the async API the MCP tools call one-to-one, each call on behalf of one agent.
 
-Each agent has a workspace (read-write at /workspace inside, nothing else of the service visible)
-and a private job-log directory outside it. Commands run isolated (see `isolation`); the service
-refuses to start where bubblewrap cannot, unless constructed with `unsafe_no_isolation=True`.
+It owns everything the sandbox keeps: each agent's workspace (read-write at /workspace inside,
+nothing else of the service visible), its job records and private job logs, and its box (see
+`box`). It answers in the wire models of `models`. Commands run isolated (see `isolation`); the
+store refuses to open where bubblewrap cannot, unless opened with `unsafe_no_isolation=True`.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from servers.sandbox.box import Boxes
 from servers.sandbox.cgroups import CgroupRoot
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.errors import CapacityError, QuotaError, ToolInputError
 from servers.sandbox.gpu import GpuPool
 from servers.sandbox.isolation import Isolation
-from servers.sandbox.jobs import JobInfo, JobManager, LogChunk
+from servers.sandbox.jobs import JobManager, JobRecord
 from servers.sandbox.limits import MIB, Limit, naming
+from servers.sandbox.models import CommandResult, FileList, JobLog, WrittenFile
 from servers.sandbox.paths import validate_agent
 from servers.sandbox.runner import HeadTailBuffer, Run
-from servers.sandbox.workspace import FileChunk, FileEntry, Listing, Workspace
+from servers.sandbox.workspace import FileChunk, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +35,6 @@ MAX_COMMAND_CHARS = 100_000
 MAX_JOB_NAME_CHARS = 100
 LOG_READ_MAX = 1024 * 1024
 EXEC_TIMEOUT_ADVICE = "; for longer work use start_job (it runs in the background: poll job_status, read job_logs)"
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """The end of one exec: output (each stream's middle cut past its cap), timing, and the limit that ended it."""
-
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    duration_s: float
-    stdout_truncated: bool
-    stderr_truncated: bool
-    limit_hit: Limit | None
-    error: str | None
 
 
 class Sandbox:
@@ -58,6 +46,7 @@ class Sandbox:
         self.limits = config.limits
         self._isolation = isolation
         self._cgroups = cgroups
+        self.boxes = Boxes(isolation, cgroups, config.limits.box_idle_s)
         self._execs: Counter[str] = Counter()
         self._jobs: JobManager | None = None
 
@@ -91,6 +80,7 @@ class Sandbox:
     async def close(self) -> None:
         """Stop running jobs (recorded as lost), release the database and this service's cgroups."""
         await self._job_manager.close()
+        await self.boxes.close()
         if self._cgroups:
             self._cgroups.remove()
         os.close(self._lock_fd)
@@ -103,14 +93,19 @@ class Sandbox:
     def cgroup_version(self) -> int | None:
         return self._cgroups.version if self._cgroups else None
 
+    @property
+    def cpu_shares(self) -> bool:
+        """Whether each agent's commands and jobs share the CPU as one cgroup with the same weight as every other's."""
+        return self._cgroups is not None and self._cgroups.cpu_dir is not None
+
     # Files
 
-    async def write_file(self, agent: str, path: str, content: str | bytes) -> FileEntry:
+    async def write_file(self, agent: str, path: str, content: str | bytes) -> WrittenFile:
         """Create or replace a workspace file (parents created); symlinks in `path` are refused."""
         workspace = self._workspace(agent)
         data = content.encode() if isinstance(content, str) else content
         await asyncio.to_thread(workspace.write, path, data)
-        return FileEntry(path=path, kind="file", size=len(data))
+        return WrittenFile(path=path, size=len(data))
 
     async def read_file(self, agent: str, path: str, offset: int = 0, limit: int | None = None) -> FileChunk:
         """Part of a workspace file: up to `limit` bytes (at most read_max_bytes) from `offset`."""
@@ -118,7 +113,7 @@ class Sandbox:
 
     async def list_files(
         self, agent: str, path: str = ".", recursive: bool = False, offset: int = 0, limit: int | None = None
-    ) -> Listing:
+    ) -> FileList:
         """A page of at most `limit` (capped by list_max_entries) entries from `offset`; next_offset continues."""
         return await asyncio.to_thread(self._workspace(agent).list, path, recursive, offset, limit)
 
@@ -133,11 +128,13 @@ class Sandbox:
 
     async def remove_workspace(self, agent: str) -> None:
         """Delete a workspace once its owner is done with it (the PGR server's per-submission ones)."""
-        await asyncio.to_thread(self._workspace(agent).remove)
+        workspace = self._workspace(agent)
+        await self.boxes.stop(agent)  # the box binds this directory; a new one would bind the next
+        await asyncio.to_thread(workspace.remove)
 
     # Commands
 
-    async def exec(self, agent: str, command: str, timeout: float | None = None) -> ExecResult:
+    async def exec(self, agent: str, command: str, timeout: float | None = None) -> CommandResult:
         """Run `command` with bash in the agent's sandbox and wait for it (at most `timeout` seconds)."""
         workspace = self._workspace(agent)
         _check_command(command)
@@ -152,6 +149,8 @@ class Sandbox:
         try:
             run = Run(
                 self._isolation,
+                self.boxes,
+                agent,
                 workspace,
                 self.limits,
                 self._cgroups,
@@ -165,7 +164,7 @@ class Sandbox:
         error = outcome.error
         if outcome.limit is Limit.TIMEOUT:
             error = f"{error}{EXEC_TIMEOUT_ADVICE}"
-        return ExecResult(
+        return CommandResult(
             exit_code=outcome.exit_code,
             stdout=stdout.text("stdout"),
             stderr=stderr.text("stderr"),
@@ -198,25 +197,25 @@ class Sandbox:
         job = await self._job_manager.submit(agent, name, command, timeout_s)
         return job.id
 
-    async def job_status(self, agent: str, job_id: str) -> JobInfo:
+    async def job_status(self, agent: str, job_id: str) -> JobRecord:
         return await self._job_manager.get(validate_agent(agent), job_id)
 
-    async def job_logs(self, agent: str, job_id: str, offset: int | None = None, limit: int = 64 * 1024) -> LogChunk:
+    async def job_logs(self, agent: str, job_id: str, offset: int | None = None, limit: int = 64 * 1024) -> JobLog:
         """The log's tail (offset None), or `limit` bytes from `offset` (follow with next_offset)."""
         return await self._job_manager.logs(validate_agent(agent), job_id, offset, max(1, min(limit, LOG_READ_MAX)))
 
-    async def list_jobs(self, agent: str) -> list[JobInfo]:
+    async def list_jobs(self, agent: str) -> list[JobRecord]:
         return await self._job_manager.list(validate_agent(agent))
 
-    async def cancel_job(self, agent: str, job_id: str) -> JobInfo:
+    async def cancel_job(self, agent: str, job_id: str) -> JobRecord:
         """Cancel a queued job or stop a running one with its whole process tree."""
         return await self._job_manager.cancel(validate_agent(agent), job_id)
 
-    async def delete_job(self, agent: str, job_id: str) -> JobInfo:
+    async def delete_job(self, agent: str, job_id: str) -> JobRecord:
         """Delete a finished job and its log (they count toward the agent's disk quota)."""
         return await self._job_manager.delete(validate_agent(agent), job_id)
 
-    async def wait_job(self, agent: str, job_id: str, timeout: float | None = None) -> JobInfo:
+    async def wait_job(self, agent: str, job_id: str, timeout: float | None = None) -> JobRecord:
         """The job once finished, or as it is after `timeout` seconds."""
         return await self._job_manager.wait(validate_agent(agent), job_id, timeout)
 
@@ -238,6 +237,8 @@ class Sandbox:
     def _make_job_run(self, owner: str, command: str, timeout_s: float) -> Run:
         return Run(
             self._isolation,
+            self.boxes,
+            owner,
             self._workspace(owner),
             self.limits,
             self._cgroups,
