@@ -75,7 +75,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         "forum", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan
     )
 
-    @server.tool(annotations=APPEND)
+    @server.tool(title="Start a thread", annotations=APPEND)
     async def post(
         title: Title,
         body: Body,
@@ -98,7 +98,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             submission=submission,
         )
 
-    @server.tool(annotations=APPEND)
+    @server.tool(title="Reply to a post", annotations=APPEND)
     async def reply(post_id: PostId, body: Body, ctx: Context) -> Post:
         """Reply to a post (a thread's first post or another reply), as yourself."""
         state = _state(ctx)
@@ -106,7 +106,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             author=calling_agent(state.local_agent), kind="reply", title="", body=body, tags=[], parent_id=post_id
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Read a thread", annotations=READ_ONLY)
     async def read_thread(
         post_id: PostId,
         ctx: Context,
@@ -116,7 +116,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Read the thread a post belongs to: its first post and a page of replies; page on with next_offset."""
         return await _state(ctx).store.thread(post_id, offset=offset, limit=limit)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="What is new", annotations=READ_ONLY)
     async def feed(
         ctx: Context,
         since: Annotated[int, Field(ge=0, description="Cursor from your last feed call; 0 for everything.")] = 0,
@@ -128,7 +128,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """What is new since your cursor, oldest first, optionally only one tag, kind or author."""
         return await _state(ctx).store.feed(since=since, limit=limit, tag=tag, kind=kind, author=author)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Search the forum", annotations=READ_ONLY)
     async def search(
         query: Annotated[
             str, Field(min_length=1, max_length=500, description="Words to find; 'conf*' matches a prefix.")
@@ -142,7 +142,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Full-text search over titles, bodies and tags; best matches first, each with a snippet."""
         return await _state(ctx).store.search(query, limit=limit, tag=tag, kind=kind, author=author)
 
-    @server.tool(annotations=IDEMPOTENT_WRITE)
+    @server.tool(title="Vote on a post", annotations=IDEMPOTENT_WRITE)
     async def vote(
         post_id: PostId,
         value: Annotated[Literal[1, -1, 0], Field(description="+1 up, -1 down, 0 to withdraw your vote.")],

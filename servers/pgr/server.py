@@ -128,7 +128,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         if task not in state.bench.tasks:
             raise NotFoundError(f"no task {task!r}: choose one of {', '.join(state.bench.tasks)}")
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Tasks and budgets", annotations=READ_ONLY)
     async def task_info(
         ctx: Context, task: Annotated[TaskName | None, Field(description="Only this task.")] = None
     ) -> TaskInfo:
@@ -152,7 +152,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             budget=await budget(state, agent),
         )
 
-    @server.tool(annotations=APPEND)
+    @server.tool(title="Quick evaluation on validation", annotations=APPEND)
     async def evaluate_predictions(
         task: TaskName,
         predictions: Annotated[
@@ -215,7 +215,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             evaluations_left=(await budget(state, agent)).evaluations_left,
         )
 
-    @server.tool(annotations=APPEND)
+    @server.tool(title="Submit for official scoring", annotations=APPEND)
     async def submit(snapshot: SnapshotId, entry_point: EntryPoint, ctx: Context) -> Submission:
         """Queue a stored snapshot for the official score; returns at once (follow it with `submission`)."""
         state = _state(ctx)
@@ -267,7 +267,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         state.worker.wake()
         return _submission(row, await state.store.queue_position(row.id))
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="A submission's status", annotations=READ_ONLY)
     async def submission(submission_id: SubmissionId, ctx: Context) -> Submission:
         """A submission's state, progress, and when done its PGR per task (secret task included) and control runs."""
         state = _state(ctx)
@@ -277,7 +277,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         position = await state.store.queue_position(submission_id) if row.state == "queued" else 0
         return _submission(row, position)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Leaderboard", annotations=READ_ONLY)
     async def leaderboard(
         ctx: Context, limit: Annotated[int, Field(ge=1, le=200, description="Most rows to return.")] = 20
     ) -> Leaderboard:
@@ -301,7 +301,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             ]
         )
 
-    @server.tool(annotations=OVERWRITE, meta={OPERATOR_ONLY: True})
+    @server.tool(title="Quarantine a submission (operators)", annotations=OVERWRITE, meta={OPERATOR_ONLY: True})
     async def quarantine(submission_id: SubmissionId, ctx: Context) -> Submission:
         """Operators only (a person, human:NAME): take a scored submission off the leaderboard, as yourself."""
         state = _state(ctx)

@@ -100,13 +100,13 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         state = _state(ctx)
         return calling_agent(state.local_agent), state.sandbox
 
-    @server.tool(annotations=OVERWRITE)
+    @server.tool(title="Write a file", annotations=OVERWRITE)
     async def write_file(path: WorkspacePath, content: str, ctx: Context) -> WrittenFile:
         """Create or replace a text file in your workspace (folders are created)."""
         agent, sandbox = agent_and_sandbox(ctx)
         return await sandbox.write_file(agent, path, content)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Read a file", annotations=READ_ONLY)
     async def read_file(
         path: WorkspacePath,
         ctx: Context,
@@ -125,7 +125,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             content=chunk.text,
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="List files", annotations=READ_ONLY)
     async def list_files(
         ctx: Context,
         path: Annotated[str, Field(max_length=1024, description="Folder in your workspace.")] = ".",
@@ -137,7 +137,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         agent, sandbox = agent_and_sandbox(ctx)
         return await sandbox.list_files(agent, path, recursive, offset, limit)
 
-    @server.tool(name="exec", annotations=DESTRUCTIVE)
+    @server.tool(title="Run a command", name="exec", annotations=DESTRUCTIVE)
     async def exec_command(
         command: Command,
         ctx: Context,
@@ -159,7 +159,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         )
 
 
-    @server.tool(annotations=DESTRUCTIVE)
+    @server.tool(title="Start a background job", annotations=DESTRUCTIVE)
     async def start_job(
         name: Annotated[str, Field(min_length=1, max_length=100, description="A name you will recognise.")],
         command: Command,
@@ -171,13 +171,13 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         job_id = await sandbox.start_job(agent, name, command, timeout_s)
         return (await sandbox.job_status(agent, job_id)).public()
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="A job's status", annotations=READ_ONLY)
     async def job_status(job_id: JobId, ctx: Context) -> Job:
         """The state of one of your jobs."""
         agent, sandbox = agent_and_sandbox(ctx)
         return (await sandbox.job_status(agent, job_id)).public()
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="A job's logs", annotations=READ_ONLY)
     async def job_logs(
         job_id: JobId,
         ctx: Context,
@@ -188,7 +188,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         agent, sandbox = agent_and_sandbox(ctx)
         return await sandbox.job_logs(agent, job_id, offset, limit)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="List jobs", annotations=READ_ONLY)
     async def list_jobs(
         ctx: Context,
         state: Annotated[JobState | None, Field(description="Only jobs in this state.")] = None,
@@ -199,19 +199,19 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         jobs = [info.public() for info in reversed(await sandbox.list_jobs(agent)) if state in (None, info.state)]
         return JobList(jobs=jobs[:limit])
 
-    @server.tool(annotations=DESTRUCTIVE)
+    @server.tool(title="Cancel a job", annotations=DESTRUCTIVE)
     async def cancel_job(job_id: JobId, ctx: Context) -> Job:
         """Stop a job and every process it started."""
         agent, sandbox = agent_and_sandbox(ctx)
         return (await sandbox.cancel_job(agent, job_id)).public()
 
-    @server.tool(annotations=DESTRUCTIVE)
+    @server.tool(title="Delete a finished job", annotations=DESTRUCTIVE)
     async def delete_job(job_id: JobId, ctx: Context) -> Job:
         """Delete a finished job and its log, which count toward your disk quota (old ones go by themselves)."""
         agent, sandbox = agent_and_sandbox(ctx)
         return (await sandbox.delete_job(agent, job_id)).public()
 
-    @server.tool(annotations=OVERWRITE)
+    @server.tool(title="Check out a snapshot", annotations=OVERWRITE)
     async def load_snapshot(snapshot: SnapshotId, ctx: Context) -> LoadedSnapshot:
         """Check a stored snapshot (anyone's) out into your workspace, overwriting files of the same name."""
         state = _state(ctx)
@@ -220,7 +220,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         written = await state.sandbox.import_files(agent, files)
         return LoadedSnapshot(snapshot=await state.repository.resolve(snapshot), files=written)
 
-    @server.tool(annotations=APPEND)
+    @server.tool(title="Save the workspace as a snapshot", annotations=APPEND)
     async def save_snapshot(
         paths: Annotated[list[WorkspacePath], Field(min_length=1, max_length=500, description="Files or folders.")],
         message: Annotated[str, Field(min_length=1, max_length=2000, description="What changed and why.")],

@@ -62,7 +62,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         "storage", instructions=INSTRUCTIONS, settings=settings, local_agent=local_agent, lifespan=lifespan
     )
 
-    @server.tool(annotations=APPEND)
+    @server.tool(title="Save a snapshot", annotations=APPEND)
     async def save(
         files: Annotated[dict[str, str], Field(description="Path to full text content of each file to write.")],
         message: Annotated[str, Field(min_length=1, max_length=2000, description="What changed and why.")],
@@ -79,7 +79,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             agent=calling_agent(state.local_agent), files=files, message=message, based_on=based_on, delete=delete
         )
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="List snapshots", annotations=READ_ONLY)
     async def list_snapshots(
         ctx: Context,
         author: Annotated[AgentName | None, Field(description="Only this agent's.")] = None,
@@ -90,19 +90,19 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         listed = await _state(ctx).repository.list_snapshots(author=author, limit=limit, offset=offset)
         return SnapshotList(snapshots=listed)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="A snapshot's files", annotations=READ_ONLY)
     async def get_snapshot(snapshot: SnapshotId, ctx: Context) -> Snapshot:
         """A snapshot's author, message, parents and file list with sizes."""
         return await _state(ctx).repository.snapshot(snapshot)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Read a file of a snapshot", annotations=READ_ONLY)
     async def read_file(
         snapshot: SnapshotId, path: FilePath, ctx: Context, offset: Offset = 0, limit: Chars = None
     ) -> FileContent:
         """Read one file of one snapshot, a page at a time: pass next_offset as offset until it is null."""
         return await _state(ctx).repository.read_file(snapshot, path, offset=offset, limit=limit)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="Compare two snapshots", annotations=READ_ONLY)
     async def diff(
         from_snapshot: SnapshotId,
         to_snapshot: SnapshotId,
@@ -114,7 +114,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         """Unified diff between two snapshots (any authors), a page at a time: pass next_offset as offset."""
         return await _state(ctx).repository.diff(from_snapshot, to_snapshot, path, offset=offset, limit=limit)
 
-    @server.tool(annotations=READ_ONLY)
+    @server.tool(title="History of snapshots", annotations=READ_ONLY)
     async def log(snapshot: SnapshotId, ctx: Context, limit: Limit = 50, offset: Skip = 0) -> SnapshotList:
         """The ancestry of a snapshot, itself first: the author's earlier snapshots and those it built on."""
         return SnapshotList(snapshots=await _state(ctx).repository.log(snapshot, limit=limit, offset=offset))
