@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from client.console.front import FrontDoor, ServerLinks, ToolRefused
+from client.manifest import ToolCatalogue
+from servers.kit import manifest as server_manifests
 from servers.kit.database import ReadOnlyFile
 from servers.kit.errors import ToolInputError
 from servers.kit.identity import TokenStore, operator_identity, validate_identity
 from tests.console.support import make_run
+from tests.support import create_token, running_http_server
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +94,18 @@ async def test_a_live_console_never_starts_a_second_server(tmp_path: Path) -> No
     door.links = ServerLinks(urls={"forum": "http://127.0.0.1:9/forum/mcp"})
     with pytest.raises(ToolRefused, match="aar tokens create human:ada"):
         await door.call("ada", "forum", "post", {"title": "t", "body": "b", "kind": "note"})
+
+
+async def test_a_live_console_posts_over_http_with_the_operators_own_token(tmp_path: Path) -> None:
+    with running_http_server(tmp_path / "data") as server:
+        token = create_token(server.data_dir, "human:ada")
+        links = ServerLinks(urls={"forum": server.url("forum")}, tokens={"human:ada": token})
+        door = FrontDoor(server.data_dir, live=True, links=links)
+        post = await door.call("ada", "forum", "post", {"title": "From the console", "body": "b", "kind": "note"})
+        assert post["author"] == "human:ada"
+
+
+def test_no_run_offers_an_agent_the_operators_tools() -> None:
+    catalogue = ToolCatalogue.load()
+    assert "pgr__quarantine" not in catalogue.names(["pgr"]) and "pgr__submit" in catalogue.names(["pgr"])
+    assert any(tool["name"] == "quarantine" for tool in server_manifests.load("pgr")["tools"])
