@@ -12,12 +12,12 @@ import pytest
 
 from client.console.front import FrontDoor, ServerLinks, ToolRefused
 from client.manifest import ToolCatalogue
+from client.servers import LaunchedServers
 from servers.kit import manifest as server_manifests
 from servers.kit.database import ReadOnlyFile
 from servers.kit.errors import ToolInputError
 from servers.kit.identity import TokenStore, operator_identity, validate_identity
 from tests.console.support import make_run
-from tests.support import create_token, running_http_server
 
 pytestmark = pytest.mark.anyio
 
@@ -97,12 +97,18 @@ async def test_a_live_console_never_starts_a_second_server(tmp_path: Path) -> No
 
 
 async def test_a_live_console_posts_over_http_with_the_operators_own_token(tmp_path: Path) -> None:
-    with running_http_server(tmp_path / "data") as server:
-        token = create_token(server.data_dir, "human:ada")
-        links = ServerLinks(urls={"forum": server.url("forum")}, tokens={"human:ada": token})
-        door = FrontDoor(server.data_dir, live=True, links=links)
+    """As `aar run` does: the server launched from its manifest, the operator's token minted beside the agents'."""
+    launched = LaunchedServers(tmp_path / "data", tmp_path / "servers.log", env={}, unsafe_no_isolation=False)
+    try:
+        urls = await launched.start(["forum"])
+        tokens = await launched.create_tokens(["alpha", "human:ada"])
+        door = FrontDoor(launched.data_dir, live=True, links=ServerLinks(urls, {"human:ada": tokens["human:ada"]}))
         post = await door.call("ada", "forum", "post", {"title": "From the console", "body": "b", "kind": "note"})
         assert post["author"] == "human:ada"
+        with pytest.raises(ToolRefused, match="title"):
+            await door.call("ada", "forum", "post", {"title": "", "body": "b", "kind": "note"})
+    finally:
+        launched.stop()
 
 
 def test_no_run_offers_an_agent_the_operators_tools() -> None:
