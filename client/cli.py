@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("action", choices=["create", "list", "revoke"])
     tokens.add_argument("names", nargs="*", metavar="NAME")
 
-    manifest_command = commands.add_parser("manifest", help="Write manifests/servers/NAME/*.json from the live servers.")
+    manifest_command = commands.add_parser("manifest", help="Write manifests/servers/NAME/ from the live servers.")
     manifest_command.add_argument(
         "action", choices=["export", "docs"], help="docs: write docs/tools/NAME.md from the manifests."
     )

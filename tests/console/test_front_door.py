@@ -22,7 +22,9 @@ from tests.console.support import make_run
 pytestmark = pytest.mark.anyio
 
 CLIENT = Path(__file__).resolve().parents[2] / "client"
-SQL = re.compile(r"\b(SELECT\b.+\bFROM|INSERT\s+INTO|UPDATE\b.+\bSET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))\b", re.I | re.S)
+SQL = re.compile(
+    r"\b(SELECT\b.+\bFROM|INSERT\s+INTO|UPDATE\b.+\bSET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))\b", re.I | re.S
+)
 FORBIDDEN_IMPORTS = ("sqlite3", "aiosqlite", "servers.kit.database")
 ALLOWED_STORES = {"TokenStore"}
 """Agents' and operators' tokens are minted through the identity module's own API."""
@@ -59,7 +61,8 @@ def test_the_check_finds_sql_and_a_store_import() -> None:
     """The check above would fail on what the console did before."""
     before = 'from servers.forum.store import ForumStore\nx = "SELECT p.id FROM posts p WHERE p.kind = ?"\n'
     tree = ast.parse(before)
-    constants = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    strings = (node for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str))
+    constants = [node.value for node in strings]
     assert any(SQL.search(value) for value in constants)
     assert any(isinstance(n, ast.ImportFrom) and n.names[0].name == "ForumStore" for n in ast.walk(tree))
 

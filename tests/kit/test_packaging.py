@@ -67,7 +67,9 @@ def test_there_is_one_console_script_per_server() -> None:
 
 @pytest.mark.anyio
 async def test_a_server_script_serves_the_server_its_name_says(tmp_path: Path) -> None:
-    as_script = "import sys; sys.argv[0] = '/bin/aar-storage'; from servers.catalog import serve_named; sys.exit(serve_named())"
+    as_script = (
+        "import sys; sys.argv[0] = '/bin/aar-storage'; from servers.catalog import serve_named; sys.exit(serve_named())"
+    )
     params = StdioServerParameters(command=sys.executable, args=["-c", as_script], env=server_env(tmp_path), cwd=ROOT)
     async with Client(params) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
