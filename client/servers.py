@@ -133,7 +133,9 @@ class LaunchedServers:
                     pass
                 await anyio.sleep(0.2)
         self.stop()
-        raise ServerStartError(f"the {server.name} server did not answer within {START_TIMEOUT_S:g} s; see {self.log_path}")
+        raise ServerStartError(
+            f"the {server.name} server did not answer within {START_TIMEOUT_S:g} s; see {self.log_path}"
+        )
 
     def _log_tail(self, lines: int = 15) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

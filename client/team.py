@@ -151,7 +151,8 @@ async def run_team(request: RunRequest) -> RunResult:
             )
         operators = [operator_identity(name) for name in request.console.operators] if request.console else []
         servers = await _servers(manifest, run_dir, [*names, *operators], request.environ, stack, session)
-        live.servers = ServerLinks(servers.urls, {name: servers.tokens[name] for name in operators if name in servers.tokens})
+        operator_tokens = {name: servers.tokens[name] for name in operators if name in servers.tokens}
+        live.servers = ServerLinks(servers.urls, operator_tokens)
         run_dir.write_info(info)
         await _await_pgr(servers, names[0], catalogue, announce)
         clock = RunClock(manifest.budget.deadline, float(info.get("elapsed_s", 0.0)))

@@ -153,7 +153,9 @@ def server_json(name: str, version: str) -> dict[str, Any]:
                         "value": "Bearer {token}",
                         "isRequired": True,
                         "isSecret": True,
-                        "variables": {"token": {"description": "An aar_... token.", "isRequired": True, "isSecret": True}},
+                        "variables": {
+                            "token": {"description": "An aar_... token.", "isRequired": True, "isSecret": True}
+                        },
                     }
                 ],
             }
@@ -172,6 +174,7 @@ def desktop_manifest(name: str, declared: dict[str, Any], offered: dict[str, Any
             "required": True,
         }
     }
+    stdio_args = declared["_meta"][PUBLISHER_META]["launch"]["stdio"]["args"]
     return {
         "manifest_version": MCPB_VERSION,
         "name": f"aar-lab-{name}",
@@ -187,7 +190,7 @@ def desktop_manifest(name: str, declared: dict[str, Any], offered: dict[str, Any
             "entry_point": ENTRY_POINT,
             "mcp_config": {
                 "command": "python",
-                "args": [f"${{__dirname}}/{ENTRY_POINT}", *declared["_meta"][PUBLISHER_META]["launch"]["stdio"]["args"]],
+                "args": [f"${{__dirname}}/{ENTRY_POINT}", *stdio_args],
                 "env": {"PYTHONPATH": "${__dirname}/lib:${__dirname}", "AAR_DATA_DIR": "${user_config.data_dir}"},
             },
         },
@@ -388,8 +391,10 @@ def reference(name: str) -> str:
         lines += ["", f"Returns: {returns}."]
     extras = [
         *(f"- resource `{item['uri']}`: {item.get('description', '')}" for item in offered["resources"]),
-        *(f"- resource template `{item['uriTemplate']}`: {item.get('description', '')}"
-          for item in offered["resourceTemplates"]),  # fmt: skip
+        *(
+            f"- resource template `{item['uriTemplate']}`: {item.get('description', '')}"
+            for item in offered["resourceTemplates"]
+        ),  # fmt: skip
         *(f"- prompt `{item['name']}`: {item.get('description', '')}" for item in offered["prompts"]),
     ]
     if extras:

@@ -353,7 +353,8 @@ class PgrReader:
     def submissions(self, *, state: str | None = None) -> list[dict[str, Any]]:
         """Submissions in the order they were made (of one state if given)."""
         where, params = ("WHERE state = ?", [state]) if state else ("", [])
-        return [_submission_fields(row) for row in self._file.rows(f"SELECT * FROM submissions {where} ORDER BY seq", params)]
+        rows = self._file.rows(f"SELECT * FROM submissions {where} ORDER BY seq", params)
+        return [_submission_fields(row) for row in rows]
 
     def submission(self, submission_id: str) -> dict[str, Any] | None:
         rows = self._file.rows("SELECT * FROM submissions WHERE id = ?", [submission_id])

@@ -177,7 +177,8 @@ async def test_quarantine_takes_a_scored_submission_off_the_leaderboard_and_reco
     assert await store.leaderboard(10) == []  # the PGR server's own leaderboard drops it too
     quarantined = await store.submission(official["id"])
     await store.close()
-    assert quarantined is not None and quarantined.state == "quarantined" and quarantined.quarantined_by == "human:ada"
+    assert quarantined is not None and quarantined.state == "quarantined"
+    assert quarantined.quarantined_by == "human:ada"  # the operator's identity, as the PGR server recorded it
     [entry] = view.actions.entries()
     assert (entry["by"], entry["action"], entry["target"], entry["detail"]) == (
         "ada", "quarantine", official["id"], "read the test labels",

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from client.console.front import FrontDoor, ServerLinks, ToolRefused
+from client.manifest import ToolCatalogue
+from client.servers import LaunchedServers
+from servers.kit import manifest as server_manifests
 from servers.kit.database import ReadOnlyFile
 from servers.kit.errors import ToolInputError
 from servers.kit.identity import TokenStore, operator_identity, validate_identity
@@ -19,7 +22,9 @@ from tests.console.support import make_run
 pytestmark = pytest.mark.anyio
 
 CLIENT = Path(__file__).resolve().parents[2] / "client"
-SQL = re.compile(r"\b(SELECT\b.+\bFROM|INSERT\s+INTO|UPDATE\b.+\bSET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))\b", re.I | re.S)
+SQL = re.compile(
+    r"\b(SELECT\b.+\bFROM|INSERT\s+INTO|UPDATE\b.+\bSET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))\b", re.I | re.S
+)
 FORBIDDEN_IMPORTS = ("sqlite3", "aiosqlite", "servers.kit.database")
 ALLOWED_STORES = {"TokenStore"}
 """Agents' and operators' tokens are minted through the identity module's own API."""
@@ -56,7 +61,8 @@ def test_the_check_finds_sql_and_a_store_import() -> None:
     """The check above would fail on what the console did before."""
     before = 'from servers.forum.store import ForumStore\nx = "SELECT p.id FROM posts p WHERE p.kind = ?"\n'
     tree = ast.parse(before)
-    constants = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    strings = (node for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str))
+    constants = [node.value for node in strings]
     assert any(SQL.search(value) for value in constants)
     assert any(isinstance(n, ast.ImportFrom) and n.names[0].name == "ForumStore" for n in ast.walk(tree))
 
@@ -91,3 +97,24 @@ async def test_a_live_console_never_starts_a_second_server(tmp_path: Path) -> No
     door.links = ServerLinks(urls={"forum": "http://127.0.0.1:9/forum/mcp"})
     with pytest.raises(ToolRefused, match="aar tokens create human:ada"):
         await door.call("ada", "forum", "post", {"title": "t", "body": "b", "kind": "note"})
+
+
+async def test_a_live_console_posts_over_http_with_the_operators_own_token(tmp_path: Path) -> None:
+    """As `aar run` does: the server launched from its manifest, the operator's token minted beside the agents'."""
+    launched = LaunchedServers(tmp_path / "data", tmp_path / "servers.log", env={}, unsafe_no_isolation=False)
+    try:
+        urls = await launched.start(["forum"])
+        tokens = await launched.create_tokens(["alpha", "human:ada"])
+        door = FrontDoor(launched.data_dir, live=True, links=ServerLinks(urls, {"human:ada": tokens["human:ada"]}))
+        post = await door.call("ada", "forum", "post", {"title": "From the console", "body": "b", "kind": "note"})
+        assert post["author"] == "human:ada"
+        with pytest.raises(ToolRefused, match="title"):
+            await door.call("ada", "forum", "post", {"title": "", "body": "b", "kind": "note"})
+    finally:
+        launched.stop()
+
+
+def test_no_run_offers_an_agent_the_operators_tools() -> None:
+    catalogue = ToolCatalogue.load()
+    assert "pgr__quarantine" not in catalogue.names(["pgr"]) and "pgr__submit" in catalogue.names(["pgr"])
+    assert any(tool["name"] == "quarantine" for tool in server_manifests.load("pgr")["tools"])

@@ -55,7 +55,10 @@ async def test_a_stale_server_json_or_a_stray_file_is_drift(tmp_path: Path) -> N
     changed = copy.deepcopy(live)
     changed["server.json"]["description"] = "something else"
     del changed["manifest.json"]
-    assert manifest.drift("forum", changed) == ["manifest.json is committed but no longer generated", "server.json differs"]
+    assert manifest.drift("forum", changed) == [
+        "manifest.json is committed but no longer generated",
+        "server.json differs",
+    ]
 
 
 def test_manifest_check_command_passes_on_a_clean_tree() -> None:
@@ -99,7 +102,8 @@ def test_the_mcpb_manifests_are_valid_and_only_for_the_portable_servers() -> Non
         if path.exists():
             desktop = json.loads(path.read_text())
             jsonschema.validate(desktop, schema)
-            assert {tool["name"] for tool in desktop["tools"]} == {tool["name"] for tool in manifest.load(name)["tools"]}
+            offered = {tool["name"] for tool in manifest.load(name)["tools"]}
+            assert {tool["name"] for tool in desktop["tools"]} == offered
 
 
 def test_the_pgr_lock_holds_its_resources_templates_and_prompt() -> None:
@@ -116,7 +120,8 @@ def test_every_tool_declares_schemas_a_title_and_every_annotation() -> None:
             assert tool["description"] and tool["inputSchema"]["type"] == "object", where
             assert tool["outputSchema"]["type"] == "object", f"{where} has no structured output"
             assert tool.get("title"), f"{where} has no title"
-            assert {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"} <= tool["annotations"].keys(), where
+            hints = {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
+            assert hints <= tool["annotations"].keys(), where
 
 
 async def test_the_printed_claude_desktop_config_launches_a_working_server(tmp_path: Path) -> None:
