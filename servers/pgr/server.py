@@ -34,6 +34,7 @@ from servers.kit.errors import NotFoundError, ToolInputError
 from servers.kit.hosting import new_server
 from servers.kit.identity import calling_agent
 from servers.kit.settings import Settings
+from servers.pgr.isolated_runs import LocalRuns, RunExecutor
 from servers.pgr.models import (
     Budget,
     Leaderboard,
@@ -47,11 +48,12 @@ from servers.pgr.models import (
     TaskResult,
 )
 from servers.pgr.quick import coarse_answer, nearest_answer
+from servers.pgr.run_journal import RunJournal
 from servers.pgr.secret_task import derive_secret_tasks
 from servers.pgr.smuggling import find_smuggled
 from servers.pgr.store import PgrStore, Refusal
 from servers.pgr.submissions import SubmissionWorker
-from servers.pgr.testbed import TaskBench
+from servers.pgr.testbed import RunRef, TaskBench
 from servers.pgr.verdict import Margins
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.server import sandbox_config
@@ -176,6 +178,36 @@ def runner_sandbox_config(settings: Settings, mode: StrongMode) -> SandboxConfig
     return dataclasses.replace(
         config, data_dir=settings.data_dir / "pgr" / mode, limits=limits, mounts=(), hidden_paths=hidden
     )
+
+
+async def open_runs(settings: Settings, stack: contextlib.AsyncExitStack) -> RunExecutor:
+    """Where official runs execute: the server's own sandboxes, or a Ray cluster (AAR_EXECUTOR=ray)."""
+    if settings.executor == "ray":
+        from servers.cluster.connection import connect
+        from servers.cluster.node_sandbox import NodeSandboxSpec
+        from servers.pgr.ray_runs import RayRuns
+
+        await asyncio.to_thread(connect, settings)
+        specs = {
+            mode: NodeSandboxSpec(runner_sandbox_config(settings, mode), settings.sandbox_unsafe_no_isolation)
+            for mode in (FROZEN, FINETUNE)
+        }
+        return RayRuns(specs, settings.ray_node_dir, cpus=settings.ray_run_cpus, retries=settings.ray_run_retries)
+    sandboxes: dict[StrongMode, Sandbox] = {}
+    for mode in (FROZEN, FINETUNE):
+        sandbox = await Sandbox.open(
+            runner_sandbox_config(settings, mode), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
+        )
+        stack.push_async_callback(sandbox.close)
+        sandboxes[mode] = sandbox
+    return LocalRuns(sandboxes)
+
+
+def run_gpus(settings: Settings, bench: TaskBench, ref: RunRef, mode: StrongMode) -> float:
+    """GPUs a cluster run asks for: AAR_RAY_RUN_GPUS for a fine-tuning run on a causal LM, else none."""
+    if mode == FINETUNE and bench.scored[ref.task].spec.strong.kind == "hf-causal-lm":
+        return settings.ray_run_gpus
+    return 0.0
 
 
 def code_fingerprint(files: Mapping[str, bytes]) -> str:
@@ -307,13 +339,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[PgrState]:
         async with contextlib.AsyncExitStack() as stack:
-            sandboxes: dict[StrongMode, Sandbox] = {}
-            for mode in (FROZEN, FINETUNE):
-                sandbox = await Sandbox.open(
-                    runner_sandbox_config(settings, mode), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
-                )
-                stack.push_async_callback(sandbox.close)
-                sandboxes[mode] = sandbox
+            runs = await open_runs(settings, stack)
             store = await PgrStore.open(settings.data_dir / "pgr.sqlite", synchronous=settings.sqlite_synchronous)
             stack.push_async_callback(store.close)
             key_file = server_key(settings.data_dir / "pgr")
@@ -330,12 +356,14 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
                 store,
                 bench,
                 await open_repository(settings),
-                sandboxes,
+                runs,
+                RunJournal(settings.data_dir / "pgr" / "runs"),
                 timeout_s=settings.pgr_submission_timeout_s,
                 margins=Margins(settings.pgr_control_margin, settings.pgr_decoy_margin, settings.pgr_transfer_margin),
                 ceilings=precomputed.ceilings,
                 reference=precomputed.reference,
                 parallel_runs=settings.pgr_parallel_runs,
+                gpus=lambda ref, mode: run_gpus(settings, bench, ref, mode),
             )
             preparation = Preparation(total=len(bench.scored) * len(bench.seeds))
             state = PgrState(store, bench, preparation, worker, settings, local_agent, {})
