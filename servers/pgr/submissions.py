@@ -115,12 +115,14 @@ class SubmissionWorker:
                     submission["id"], state="failed", error="server error (the operator has the log)",
                     finished_at=time.time(),
                 )  # fmt: skip
+                await asyncio.to_thread(self._journal.forget, submission["id"])
 
     async def run(self, submission: dict[str, Any]) -> None:
         submission_id = submission["id"]
         logger.info("running %s (%s %s)", submission_id, submission["snapshot"][:12], submission["entry_point"])
         started = time.time()
-        await self._store.update(submission_id, state="running", started_at=started, progress_done=0)
+        done = await asyncio.to_thread(self._journal.finished, submission_id)  # a restart's head start
+        await self._store.update(submission_id, state="running", started_at=started, progress_done=len(done))
         deadline = time.monotonic() + self._timeout_s
         try:
             code = await self.repository.read_all(submission["snapshot"])
@@ -128,7 +130,6 @@ class SubmissionWorker:
             await self._store.update(submission_id, mode=mode)
             await self._ceilings(mode)
             refs = await asyncio.to_thread(self._journal.plan, submission_id, self._bench.plan_runs)
-            done = await asyncio.to_thread(self._journal.finished, submission_id)
             finished = sum(1 for ref in refs if ref.run_id in done)
             await self._store.update(submission_id, progress_total=len(refs), progress_done=finished)
 
