@@ -98,6 +98,16 @@ async def test_a_sandbox_on_a_worker_node_reaches_neither_ray_nor_the_heads_file
     assert output is not None and output["exit_code"] == 0, output
     assert "NOTHING" in output["stdout"], output["stdout"]
     assert CANARY.split("=")[1] not in json.dumps(output)
+    assert _worker_environment(CANARY.split("=")[0]) == CANARY.split("=")[1], "the secret was there to steal"
+
+
+def _worker_environment(name: str) -> str | None:
+    """A variable as a Ray worker process on a worker node sees it."""
+    import os
+
+    import ray
+
+    return ray.get(ray.remote(lambda: os.environ.get(name)).options(resources={"sandbox": 1}).remote())  # type: ignore[no-any-return]
 
 
 def _service(cluster: LocalCluster, data_dir: Path, gpus: float = 0.0) -> RaySandbox:
