@@ -41,5 +41,6 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch first and pinned, so that nothing pulls a multi-gigabyte CUDA build (override with TORCH_SPEC).
 .venv/bin/pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/pip install --quiet -e '.[w2s,test]'
+# AAR_EXTRAS=w2s,test,ray adds Ray for AAR_EXECUTOR=ray and its tests (tests/ray is skipped without it).
+.venv/bin/pip install --quiet -e ".[${AAR_EXTRAS:-w2s,test}]"
 echo "setup: done; the aar command is .venv/bin/aar" >&2

@@ -94,6 +94,30 @@ class Settings(BaseSettings):
         default=False, description="Run commands WITHOUT bubblewrap. Never with untrusted agents."
     )
 
+    executor: str = Field(
+        default="local",
+        pattern="^(local|ray)$",
+        description="Where sandbox commands and official PGR runs execute: 'local' (this machine) or 'ray' (the"
+        " Ray cluster at AAR_RAY_ADDRESS; the servers and their files stay here, see docs/cluster.md).",
+    )
+    ray_address: str = Field(
+        default="auto", description="The Ray cluster under AAR_EXECUTOR=ray: 'auto' (this machine's head) or host:port."
+    )
+    ray_node_dir: Path = Field(
+        default=Path("/tmp/aar-ray"),
+        description="Node-local folder on each Ray worker for sandboxes (workspaces, job logs, official runs).",
+    )
+    ray_run_retries: int = Field(
+        default=3, ge=0, le=20, description="Times an official run is retried on another node when its node dies."
+    )
+    ray_run_cpus: float = Field(default=1, gt=0, description="CPUs one official run reserves on a Ray node.")
+    ray_run_gpus: float = Field(
+        default=0, ge=0, description="GPUs one official run of a task with an hf-causal-lm strong model reserves."
+    )
+    ray_sandbox_gpus: float = Field(
+        default=0, ge=0, description="GPUs a sandbox job gets under AAR_EXECUTOR=ray unless it asks for a number."
+    )
+
     pgr_tasks_dir: Path | None = Field(default=None, description="Task packs to score (default: the shipped ones).")
     w2s_cache_dir: Path | None = Field(
         default=None, description="Feature and baseline cache (default DATA_DIR/w2s-cache)."

@@ -24,11 +24,13 @@ from pathlib import Path
 
 from servers.kit.errors import ToolInputError
 from servers.kit.settings import Settings
+from servers.pgr.isolated_runs import LocalRuns, RunExecutor
 from servers.pgr.models import Preparing
+from servers.pgr.run_journal import RunJournal
 from servers.pgr.secret_task import derive_secret_tasks
 from servers.pgr.store import DATA_FILE, PgrStore, runner_data_dir
 from servers.pgr.submissions import SubmissionWorker
-from servers.pgr.testbed import TaskBench
+from servers.pgr.testbed import RunRef, TaskBench
 from servers.pgr.verdict import Margins
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.server import sandbox_config
@@ -89,13 +91,7 @@ class PgrState:
 async def open_service(settings: Settings, local_agent: str | None) -> AsyncIterator[PgrState]:
     """The service over `settings.data_dir` (pgr.sqlite, the cache, its own submission sandboxes), until closed."""
     async with contextlib.AsyncExitStack() as stack:
-        sandboxes: dict[StrongMode, Sandbox] = {}
-        for mode in (FROZEN, FINETUNE):
-            sandbox = await Sandbox.open(
-                runner_sandbox_config(settings, mode), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
-            )
-            stack.push_async_callback(sandbox.close)
-            sandboxes[mode] = sandbox
+        runs = await open_runs(settings, stack)
         store = await PgrStore.open(settings.data_dir / DATA_FILE, synchronous=settings.sqlite_synchronous)
         stack.push_async_callback(store.close)
         key_file = server_key(settings.data_dir / "pgr")
@@ -112,12 +108,14 @@ async def open_service(settings: Settings, local_agent: str | None) -> AsyncIter
             store,
             bench,
             await open_repository(settings),
-            sandboxes,
+            runs,
+            RunJournal(settings.data_dir / "pgr" / "runs"),
             timeout_s=settings.pgr_submission_timeout_s,
             margins=Margins(settings.pgr_control_margin, settings.pgr_decoy_margin, settings.pgr_transfer_margin),
             ceilings=precomputed.ceilings,
             reference=precomputed.reference,
             parallel_runs=settings.pgr_parallel_runs,
+            gpus=lambda ref, mode: run_gpus(settings, bench, ref, mode),
         )
         preparation = Preparation(total=len(bench.scored) * len(bench.seeds))
         state = PgrState(store, bench, preparation, worker, settings, local_agent)
@@ -158,6 +156,36 @@ def runner_sandbox_config(settings: Settings, mode: StrongMode) -> SandboxConfig
     return dataclasses.replace(
         config, data_dir=runner_data_dir(settings.data_dir, mode), limits=limits, mounts=(), hidden_paths=hidden
     )
+
+
+async def open_runs(settings: Settings, stack: contextlib.AsyncExitStack) -> RunExecutor:
+    """Where official runs execute: the server's own sandboxes, or a Ray cluster (AAR_EXECUTOR=ray)."""
+    if settings.executor == "ray":
+        from servers.cluster.connection import connect
+        from servers.cluster.node_sandbox import NodeSandboxSpec
+        from servers.pgr.ray_runs import RayRuns
+
+        await asyncio.to_thread(connect, settings)
+        specs = {
+            mode: NodeSandboxSpec(runner_sandbox_config(settings, mode), settings.sandbox_unsafe_no_isolation)
+            for mode in (FROZEN, FINETUNE)
+        }
+        return RayRuns(specs, settings.ray_node_dir, cpus=settings.ray_run_cpus, retries=settings.ray_run_retries)
+    sandboxes: dict[StrongMode, Sandbox] = {}
+    for mode in (FROZEN, FINETUNE):
+        sandbox = await Sandbox.open(
+            runner_sandbox_config(settings, mode), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
+        )
+        stack.push_async_callback(sandbox.close)
+        sandboxes[mode] = sandbox
+    return LocalRuns(sandboxes)
+
+
+def run_gpus(settings: Settings, bench: TaskBench, ref: RunRef, mode: StrongMode) -> float:
+    """GPUs a cluster run asks for: AAR_RAY_RUN_GPUS for a fine-tuning run on a causal LM, else none."""
+    if mode == FINETUNE and bench.scored[ref.task].spec.strong.kind == "hf-causal-lm":
+        return settings.ray_run_gpus
+    return 0.0
 
 
 def code_fingerprint(files: Mapping[str, bytes]) -> str:

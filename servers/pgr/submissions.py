@@ -1,12 +1,14 @@
 """Running submissions: a fair queue, and one isolated sandbox run per (task, seed, control).
 
-Each run gets a fresh workspace of the server's own sandbox holding the snapshot's code and one
-bundle under a fixed name: no run shares a file, a process or a name with another, and nothing in
-a bundle says which task seed or control it is (the method's seed is fresh and secret). First the
-method's declared strong-model mode is read in its own run; a frozen method then runs where the
-strong model's weights do not exist. Only '0'/'1' predictions come back, scored here against labels
-the sandbox never held. What the submitter learns is the coarse verdict (servers.pgr.verdict) or
-one failure category: never the method's output, which may carry hidden test texts.
+Each run gets a fresh workspace of an isolated sandbox (the server's own, or one on a Ray node: see
+servers.pgr.isolated_runs) holding the snapshot's code and one bundle under a fixed name: no run
+shares a file, a process or a name with another, and nothing in a bundle says which task seed or
+control it is (the method's seed is fresh and secret). First the method's declared strong-model mode
+is read in its own run; a frozen method then runs where the strong model's weights do not exist.
+Only '0'/'1' predictions come back, scored here against labels the sandbox never held. What the
+submitter learns is the coarse verdict (servers.pgr.verdict) or one failure category: never the
+method's output, which may carry hidden test texts. The plan and finished runs are journalled
+(servers.pgr.run_journal): a restarted server reruns only what is missing.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import shlex
 import time
 from collections.abc import Awaitable, Callable
 
-from servers.kit.errors import ToolInputError
+from servers.pgr.isolated_runs import RunExecutor, RunRequest
 from servers.pgr.models import SubmissionRecord
+from servers.pgr.run_journal import RunJournal
 from servers.pgr.store import PgrStore
 from servers.pgr.testbed import RunRef, RunScore, TaskBench, run_outcomes
 from servers.pgr.verdict import Margins, judge
 from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
-from servers.sandbox.store import Sandbox
 from servers.storage.store import SnapshotRepository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 
@@ -63,18 +65,22 @@ class SubmissionWorker:
         store: PgrStore,
         bench: TaskBench,
         repository: SnapshotRepository,
-        sandboxes: dict[StrongMode, Sandbox],
+        runs: RunExecutor,
+        journal: RunJournal,
         *,
         timeout_s: float,
         margins: Margins,
         ceilings: Ceilings,
         reference: Callable[[], Awaitable[dict[str, float]]],
         parallel_runs: int = 1,
+        gpus: Callable[[RunRef, StrongMode], float] = lambda ref, mode: 0.0,
     ) -> None:
         self._store = store
         self._bench = bench
         self.repository = repository
-        self._sandboxes = sandboxes
+        self._runs = runs
+        self._journal = journal
+        self._gpus = gpus
         self._timeout_s = timeout_s
         self._margins = margins
         self._ceilings = ceilings
@@ -109,26 +115,31 @@ class SubmissionWorker:
                     submission.id, state="failed", error="server error (the operator has the log)",
                     finished_at=time.time(),
                 )  # fmt: skip
+                await asyncio.to_thread(self._journal.forget, submission.id)
 
     async def run(self, submission: SubmissionRecord) -> None:
         submission_id = submission.id
         logger.info("running %s (%s %s)", submission_id, submission.snapshot[:12], submission.entry_point)
         started = time.time()
-        await self._store.update(submission_id, state="running", started_at=started, progress_done=0)
+        done = await asyncio.to_thread(self._journal.finished, submission_id)  # a restart's head start
+        await self._store.update(submission_id, state="running", started_at=started, progress_done=len(done))
         deadline = time.monotonic() + self._timeout_s
         try:
             code = await self.repository.read_all(submission.snapshot)
             mode = await self._declared_mode(submission_id, submission.entry_point, code)
             await self._store.update(submission_id, mode=mode)
             await self._ceilings(mode)
-            refs = self._bench.plan_runs()
-            await self._store.update(submission_id, progress_total=len(refs))
-            finished = 0
+            refs = await asyncio.to_thread(self._journal.plan, submission_id, self._bench.plan_runs)
+            finished = sum(1 for ref in refs if ref.run_id in done)
+            await self._store.update(submission_id, progress_total=len(refs), progress_done=finished)
 
             async def run(ref: RunRef) -> str:
                 nonlocal finished
+                if ref.run_id in done:
+                    return done[ref.run_id]
                 async with self._parallel:
                     predictions = await self._run(submission, ref, mode, code, deadline)
+                await asyncio.to_thread(self._journal.record, submission_id, ref.run_id, predictions)
                 finished += 1
                 await self._store.update(submission_id, progress_done=finished)
                 return predictions
@@ -145,6 +156,7 @@ class SubmissionWorker:
         except _Failed as failure:
             logger.info("%s failed: %s", submission_id, failure.category)
             await self._store.update(submission_id, state="failed", error=str(failure), finished_at=time.time())
+            await asyncio.to_thread(self._journal.forget, submission_id)
             return
         for ref, score in scored:
             await self._store.record_evaluation(
@@ -174,36 +186,32 @@ class SubmissionWorker:
             pgr_mean=verdict.pgr_mean,
             finished_at=time.time(),
         )
+        await asyncio.to_thread(self._journal.forget, submission_id)
         logger.info("finished %s: %s", submission_id, verdict.state)
 
-    async def _job(
-        self, sandbox: Sandbox, workspace: str, files: dict[str, str | bytes], command: str, timeout_s: float
-    ) -> None:
-        """Run one command in a fresh workspace; raise _Failed by category unless it succeeds."""
-        await sandbox.import_files(workspace, files)
-        job_id = await sandbox.start_job(workspace, "run", command, max(1.0, timeout_s))
-        info = await sandbox.wait_job(workspace, job_id)
-        while not info.finished:
-            info = await sandbox.wait_job(workspace, job_id)
-        if info.state is not JobState.SUCCEEDED:
-            log = (await sandbox.job_logs(workspace, job_id, None, 4000)).text
-            logger.info("run %s failed (%s, %s); end of its log:\n%s", workspace, info.state, info.limit_hit, log)
-            if info.limit_hit == Limit.TIMEOUT:
+    async def _job(self, request: RunRequest, category: str) -> str:
+        """Run one request; its output file's text, or _Failed by category."""
+        outcome = await self._runs.execute(request)
+        if outcome.state is not JobState.SUCCEEDED:
+            logger.info(
+                "run %s failed on %s (%s, %s); end of its log:\n%s",
+                request.run_id, outcome.node, outcome.state, outcome.limit_hit, outcome.log_tail,
+            )  # fmt: skip
+            if outcome.limit_hit == Limit.TIMEOUT:
                 raise _Failed("timeout")
-            raise _Failed("limit" if info.limit_hit else "error")
+            raise _Failed("limit" if outcome.limit_hit else "error")
+        if outcome.output is None:
+            raise _Failed(category)
+        return outcome.output
 
     async def _declared_mode(self, submission_id: str, entry_point: str, code: dict[str, bytes]) -> StrongMode:
         """The mode the method declares, read in a run of its own (without weights, like any frozen run)."""
-        sandbox, workspace = self._sandboxes[FROZEN], f"{submission_id}-mode"
         command = f"python -m servers.w2s.runner --entry {shlex.quote(entry_point)} --declare-mode mode.txt"
+        request = RunRequest(f"{submission_id}-mode", FROZEN, dict(code), command, DECLARE_TIMEOUT_S, "mode.txt")
         try:
-            try:
-                await self._job(sandbox, workspace, dict(code), command, DECLARE_TIMEOUT_S)
-            except _Failed:
-                raise _Failed("import") from None
-            mode = await self._output(sandbox, workspace, "mode.txt", "import")
-        finally:
-            await sandbox.remove_workspace(workspace)
+            mode = await self._job(request, "import")
+        except _Failed:
+            raise _Failed("import") from None
         if mode.strip() not in (FROZEN, FINETUNE):
             raise _Failed("import")
         return FINETUNE if mode.strip() == FINETUNE else FROZEN
@@ -211,25 +219,17 @@ class SubmissionWorker:
     async def _run(
         self, submission: SubmissionRecord, ref: RunRef, mode: StrongMode, code: dict[str, bytes], deadline: float
     ) -> str:
-        sandbox = self._sandboxes[mode]
-        workspace = f"{submission.id}-{ref.run_id[:8]}"
         bundle = await self._bench.run(self._bench.bundle, ref, mode)
         entry = shlex.quote(submission.entry_point)
         command = f"{self._threads} python -m servers.w2s.runner --entry {entry} --bundle run.pt --out predictions.txt"
-        try:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Failed("timeout")
-            await self._job(sandbox, workspace, {**code, "run.pt": bundle}, command, remaining)
-            return await self._output(sandbox, workspace, "predictions.txt", "predictions")
-        finally:
-            await sandbox.remove_workspace(workspace)
-
-    async def _output(self, sandbox: Sandbox, workspace: str, path: str, category: str) -> str:
-        try:
-            return (await sandbox.read_file(workspace, path)).text
-        except ToolInputError:
-            raise _Failed(category) from None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Failed("timeout")
+        request = RunRequest(
+            f"{submission.id}-{ref.run_id[:8]}", mode, {**code, "run.pt": bundle}, command, remaining,
+            "predictions.txt", gpus=self._gpus(ref, mode),
+        )  # fmt: skip
+        return await self._job(request, "predictions")
 
     async def _score(self, ref: RunRef, predictions: str, mode: StrongMode) -> tuple[RunScore, str]:
         try:

@@ -86,6 +86,7 @@ API_SOURCES = (
     "servers/w2s/bundle.py",
     "servers/w2s/runner.py",
     "servers/w2s/encoders.py",
+    "servers/w2s/lora.py",
 )
 """Project files importable inside (relative to the project root); missing ones are skipped."""
 

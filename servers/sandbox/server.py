@@ -86,7 +86,14 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[SandboxState]:
-        sandbox = await Sandbox.open(sandbox_config(settings), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation)
+        if settings.executor == "ray":  # each agent's workspace and commands on a cluster node (docs/cluster.md)
+            from servers.cluster.sandbox_actors import open_cluster_sandbox
+
+            sandbox: Sandbox = await open_cluster_sandbox(settings, sandbox_config(settings))  # type: ignore[assignment]
+        else:
+            sandbox = await Sandbox.open(
+                sandbox_config(settings), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
+            )
         try:
             yield SandboxState(sandbox=sandbox, repository=await open_repository(settings), local_agent=local_agent)
         finally:

@@ -8,10 +8,11 @@ weights; its decoder stack is used). Nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from servers.w2s.api import FinetuneRecipe
+from servers.w2s.lora import lora_adapters
 from servers.w2s.losses import LossFn
 
 __all__ = ["ENCODER_KINDS", "Encoder", "EncoderSpec", "LazyEncoder", "load_encoder", "minilm_dir"]
@@ -119,18 +121,40 @@ class Encoder:
         loss: LossFn,
         seed: int,
     ) -> np.ndarray:
-        """Fine-tune a copy of the backbone plus a zero-initialised linear head; predict probabilities."""
+        """Fine-tune the backbone plus a zero-initialised linear head; predict probabilities.
+
+        A causal LM (the study's 4B student) trains LoRA adapters on the shared model in place, with
+        gradient checkpointing and bf16 autocast on a GPU (servers.w2s.lora); a smaller encoder trains
+        a full copy with AdamW."""
         if targets.shape != (len(texts), 2):
             raise ValueError(f"targets must have shape ({len(texts)}, 2), got {targets.shape}")
         torch.manual_seed(seed)
-        model = copy.deepcopy(self.backbone).train()
+        data = (texts, targets, predict_texts, recipe, loss, seed)
+        if self.spec.kind == "hf-causal-lm":
+            with lora_adapters(self.backbone) as adapters, _checkpointing(self.backbone):
+                return self._train_and_predict(self.backbone, adapters, *data)
+        model = copy.deepcopy(self.backbone)
+        return self._train_and_predict(model, list(model.parameters()), *data)
+
+    def _train_and_predict(
+        self,
+        model: torch.nn.Module,
+        params: list[torch.nn.Parameter],
+        texts: Sequence[str],
+        targets: np.ndarray,
+        predict_texts: Sequence[str],
+        recipe: FinetuneRecipe,
+        loss: LossFn,
+        seed: int,
+    ) -> np.ndarray:
+        model.train()
         head = torch.nn.Linear(self.hidden_size, 2).to(self.device)
         torch.nn.init.zeros_(head.weight)
         torch.nn.init.zeros_(head.bias)
-        params = [*model.parameters(), *head.parameters()]
-        optimiser = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        optimiser = torch.optim.AdamW([*params, *head.parameters()], lr=recipe.lr, weight_decay=recipe.weight_decay)
         y = torch.from_numpy(targets).float().to(self.device)
         generator = torch.Generator().manual_seed(seed)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         n = len(texts)
         total = recipe.epochs * -(-n // recipe.batch_size)
         step = 0
@@ -138,8 +162,9 @@ class Encoder:
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, recipe.batch_size):
                 idx = order[start : start + recipe.batch_size]
-                logits = head(self._pooled(model, [texts[j] for j in idx]))
-                value = loss(logits, y[idx.to(self.device)], step / total)
+                with autocast:
+                    logits = head(self._pooled(model, [texts[j] for j in idx]))
+                value = loss(logits.float(), y[idx.to(self.device)], step / total)
                 optimiser.zero_grad()
                 value.backward()
                 optimiser.step()
@@ -147,11 +172,21 @@ class Encoder:
             logger.info("fine-tune epoch %d/%d done (loss %.3f)", epoch + 1, recipe.epochs, value.item())
         model.eval()
         probs = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             for start in range(0, len(predict_texts), self.spec.batch_size):
                 chunk = predict_texts[start : start + self.spec.batch_size]
-                probs.append(torch.softmax(head(self._pooled(model, chunk)), dim=-1).cpu())
+                probs.append(torch.softmax(head(self._pooled(model, chunk)).float(), dim=-1).cpu())
         return torch.cat(probs).numpy() if probs else np.zeros((0, 2), dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _checkpointing(model: torch.nn.Module) -> Iterator[None]:
+    """Recompute activations in the backward pass (a transformers model's own switch), then switch back."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
+    try:
+        yield
+    finally:
+        model.activation_checkpointing_disable()  # type: ignore[operator]
 
 
 @lru_cache(maxsize=4)

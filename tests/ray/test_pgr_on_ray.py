@@ -1,0 +1,105 @@
+"""Official submissions scored on a Ray cluster: runs on worker nodes, labels and scores on the server.
+
+A worker node killed mid-submission costs retries, not results: every run is scored exactly once and
+the scores are those of an undisturbed submission of the same (deterministic) method. A PGR server
+restarted while runs are out keeps what finished and reruns only the rest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import anyio
+import pytest
+
+from servers.w2s.tasks import default_tasks_root
+from tests.pgr.support import pgr_client, save, submit, wait
+from tests.ray.support import LocalCluster
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(900)]
+
+NEAREST_CENTROID = """\
+def method(inp):
+    # Deterministic: it ignores the secret seed, so the same bundle gives the same predictions.
+    x, y = inp.strong.train_features, inp.weak_soft_labels[:, 1] > 0.5
+    one, zero = x[y].mean(0), x[~y].mean(0)
+    e = inp.strong.eval_features
+    return ((e - one).norm(dim=1) < (e - zero).norm(dim=1)).long().tolist()
+"""
+
+
+@pytest.fixture
+def one_public_task(tmp_path: Path) -> Path:
+    """The shipped negation pack alone (plus the secret tasks): 9 runs a submission instead of 15."""
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "negation").symlink_to(default_tasks_root() / "negation")
+    return folder
+
+
+def _evaluations(data_dir: Path, submission_id: str) -> list[tuple[str, int, str, float]]:
+    with sqlite3.connect(data_dir / "pgr.sqlite") as connection:
+        return connection.execute(
+            "SELECT task, seed, control, accuracy FROM evaluations WHERE submission_id = ? ORDER BY task, seed",
+            (submission_id,),
+        ).fetchall()
+
+
+def _runs_out_on(root: Path) -> list[Path]:
+    """Official runs (not the mode declaration) under way in a node's folder."""
+    return [path for path in (root / "pgr-runs").glob("*") if "-mode-" not in path.name]
+
+
+async def test_a_node_killed_mid_submission_loses_nothing_and_every_run_is_scored_once(
+    ray_cluster: LocalCluster, data_dir: Path, one_public_task: Path
+) -> None:
+    settings = {**ray_cluster.settings(data_dir), "pgr_tasks_dir": one_public_task}
+    snapshot = await save(data_dir, NEAREST_CENTROID)
+    async with pgr_client(data_dir, pgr_parallel_runs=4, **settings) as client:
+        disturbed = (await submit(client, snapshot))["id"]
+        victim = data_dir.parent / "nodes" / ray_cluster.node_id("node-a")
+        with anyio.fail_after(300):
+            while not _runs_out_on(victim):
+                await anyio.sleep(0.1)
+        ray_cluster.kill("node-a")
+        first = await wait(client, disturbed, timeout=600)
+        ray_cluster.add("node-a")
+        undisturbed = (await submit(client, snapshot))["id"]
+        second = await wait(client, undisturbed, timeout=600)
+
+    assert first["state"] == second["state"] == "done", (first, second)
+    assert first["progress"]["done"] == first["progress"]["total"]
+    scored = _evaluations(data_dir, disturbed)
+    assert len(scored) == first["progress"]["total"], "each run is scored once"
+    assert len({(task, seed, control) for task, seed, control, _ in scored if control == "none"}) == len(
+        [row for row in scored if row[2] == "none"]
+    )
+    real = [row for row in scored if row[2] == "none"]
+    assert real == [row for row in _evaluations(data_dir, undisturbed) if row[2] == "none"]
+
+
+async def test_a_restarted_server_reruns_only_the_runs_that_had_not_finished(
+    ray_cluster: LocalCluster, data_dir: Path, one_public_task: Path
+) -> None:
+    settings = {**ray_cluster.settings(data_dir), "pgr_tasks_dir": one_public_task}
+    snapshot = await save(data_dir, NEAREST_CENTROID)
+    async with pgr_client(data_dir, pgr_parallel_runs=2, **settings) as client:
+        submission_id = (await submit(client, snapshot))["id"]
+        journal = data_dir / "pgr" / "runs" / submission_id / "done"
+        with anyio.fail_after(300):
+            while len(list(journal.glob("*.txt"))) < 2:
+                await anyio.sleep(0.1)
+    kept = len(list(journal.glob("*.txt")))
+    async with pgr_client(data_dir, pgr_parallel_runs=2, **settings) as client:
+        with anyio.fail_after(120):
+            while True:
+                progress = (await client.call_tool("submission", {"submission_id": submission_id})).structured_content
+                if progress["state"] == "running" and progress["progress"]["total"]:  # type: ignore[index]
+                    break
+                await anyio.sleep(0.1)
+        assert progress["progress"]["done"] >= kept, progress  # type: ignore[index]
+        result = await wait(client, submission_id, timeout=600)
+    assert result["state"] == "done", result
+    assert len(_evaluations(data_dir, submission_id)) == result["progress"]["total"]
+    assert not journal.parent.exists(), "the journal goes with the verdict"

@@ -1,0 +1,154 @@
+"""The sandbox under AAR_EXECUTOR=ray: the same tools and contract, each agent's workspace and commands on
+a worker node under bubblewrap, nothing of the head or of Ray reachable from inside, and a failed node
+reported, not hidden."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from servers.cluster.node_sandbox import NodeSandboxSpec
+from servers.cluster.sandbox_actors import NodeLostError, RaySandbox
+from servers.sandbox.errors import CapacityError
+from servers.sandbox.jobs import JobState
+from servers.sandbox.server import sandbox_config
+from tests.contract import test_contract
+from tests.contract.test_contract import run_contract
+from tests.ray.conftest import CANARY
+from tests.ray.support import LocalCluster
+from tests.support import fingerprint, make_settings, memory_client
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
+
+
+def _on_ray(cluster: LocalCluster, data_dir: Path, **overrides: object) -> dict[str, object]:
+    return {**cluster.settings(data_dir), **overrides}
+
+
+def _nodes(data_dir: Path) -> Path:
+    return data_dir.parent / "nodes"
+
+
+def _cluster_fingerprint(server: str, data_dir: Path) -> str:
+    """The sandbox's stored state is on the nodes: every workspace file and job record there."""
+    if server != "sandbox":
+        return fingerprint(server, data_dir)
+    lines = []
+    for root in sorted(_nodes(data_dir).glob("*/agents/*/sandbox")):
+        for path in sorted((root / "workspaces").rglob("*")):
+            if path.is_file():
+                lines.append(f"{path.relative_to(root)} {hashlib.sha256(path.read_bytes()).hexdigest()}")
+        with contextlib.closing(sqlite3.connect(root / "jobs.sqlite")) as connection:
+            lines += [row[0] for row in connection.execute("SELECT id FROM jobs ORDER BY seq")]
+    return "\n".join([*lines, fingerprint("storage", data_dir)])
+
+
+@pytest.fixture
+def cluster_fingerprint(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(test_contract, "fingerprint", _cluster_fingerprint)
+    yield
+
+
+async def test_the_sandbox_contract_holds_on_the_cluster(
+    ray_cluster: LocalCluster, data_dir: Path, cluster_fingerprint: None
+) -> None:
+    async with memory_client("sandbox", data_dir, "alice", **_on_ray(ray_cluster, data_dir)) as client:
+        await run_contract(client, "sandbox", data_dir)
+    workspaces = list(_nodes(data_dir).glob("*/agents/alice/sandbox/workspaces/alice/seed.txt"))
+    assert len(workspaces) == 1 and workspaces[0].parts[-7] in ray_cluster.worker_ids()
+    assert not (data_dir / "sandbox" / "workspaces").exists(), "nothing of the workspace lives on the head"
+
+
+ESCAPE = r"""
+import os, socket, sys
+found = []
+host, port = sys.argv[1].split(":")
+try:
+    socket.create_connection((host, int(port)), timeout=3).close()
+    found.append("reached the GCS port")
+except OSError as error:
+    print("gcs:", error)
+for path in sys.argv[2:]:
+    if os.path.exists(path):
+        found.append(f"sees {path}")
+environment = dict(os.environ)
+with open("/proc/1/environ", "rb") as handle:
+    environment["pid1"] = handle.read().decode(errors="replace")
+if any("CANARY" in value or "CANARY" in key for key, value in environment.items()):
+    found.append("a secret of the node's environment")
+print("FOUND" if found else "NOTHING", found)
+"""
+
+
+async def test_a_sandbox_on_a_worker_node_reaches_neither_ray_nor_the_heads_files_nor_secrets(
+    ray_cluster: LocalCluster, data_dir: Path
+) -> None:
+    head_files = [str(data_dir), str(data_dir / "pgr" / "secret.key"), "/tmp/ray", str(_nodes(data_dir))]
+    async with memory_client("sandbox", data_dir, "mallory", **_on_ray(ray_cluster, data_dir)) as client:
+        await client.call_tool("write_file", {"path": "escape.py", "content": ESCAPE})
+        args = " ".join([ray_cluster.address, *head_files])
+        result = await client.call_tool("exec", {"command": f"python escape.py {args}", "timeout_s": 60})
+    output = result.structured_content
+    assert output is not None and output["exit_code"] == 0, output
+    assert "NOTHING" in output["stdout"], output["stdout"]
+    assert CANARY.split("=")[1] not in json.dumps(output)
+    assert _worker_environment(CANARY.split("=")[0]) == CANARY.split("=")[1], "the secret was there to steal"
+
+
+def _worker_environment(name: str) -> str | None:
+    """A variable as a Ray worker process on a worker node sees it."""
+    import os
+
+    import ray
+
+    return ray.get(ray.remote(lambda: os.environ.get(name)).options(resources={"sandbox": 1}).remote())  # type: ignore[no-any-return]
+
+
+def _service(cluster: LocalCluster, data_dir: Path, gpus: float = 0.0) -> RaySandbox:
+    settings = make_settings(data_dir, **_on_ray(cluster, data_dir))
+    return RaySandbox(NodeSandboxSpec(sandbox_config(settings), False), _nodes(data_dir), gpus)
+
+
+async def test_a_job_asking_for_more_gpus_than_the_cluster_has_is_refused_at_once(
+    ray_cluster: LocalCluster, data_dir: Path
+) -> None:
+    sandbox = _service(ray_cluster, data_dir)
+    with pytest.raises(CapacityError, match="asks for 2 GPUs but your sandbox holds 0"):
+        await sandbox.start_job("carol", "train", "python train.py", gpus=2)
+    greedy = _service(ray_cluster, data_dir, gpus=8)
+    with pytest.raises(CapacityError, match="no live cluster node .* has 8 GPUs"):
+        await greedy.exec("dave", "nvidia-smi")
+    async with memory_client(
+        "sandbox", data_dir, "erin", **_on_ray(ray_cluster, data_dir, ray_sandbox_gpus=4)
+    ) as client:
+        result = await client.call_tool("exec", {"command": "true"})
+    assert result.is_error and "AAR_RAY_SANDBOX_GPUS" in result.content[0].text  # type: ignore[union-attr]
+
+
+async def test_a_killed_node_reports_its_jobs_lost_and_the_workspace_comes_back_from_a_snapshot(
+    ray_cluster: LocalCluster, data_dir: Path
+) -> None:
+    sandbox = _service(ray_cluster, data_dir)
+    await sandbox.write_file("frank", "work.py", "print('hi')\n")
+    saved = await sandbox.export_files("frank", ["work.py"])
+    job = await sandbox.start_job("frank", "long", "sleep 600")
+    victim = ray_cluster.name_of(sandbox.node_of("frank"))
+    ray_cluster.kill(victim)
+    try:
+        with pytest.raises(NodeLostError, match="restore it with load_snapshot"):
+            await sandbox.list_files("frank")
+        info = await sandbox.job_status("frank", job)
+        assert info.state is JobState.LOST and "failed" in (info.error or ""), info
+        assert [j.state for j in await sandbox.list_jobs("frank")] == [JobState.LOST]
+        await sandbox.import_files("frank", saved)
+        assert sandbox.node_of("frank") != ray_cluster.id_before_kill(victim)
+        result = await sandbox.exec("frank", "python work.py")
+        assert result.stdout == "hi\n", result
+    finally:
+        ray_cluster.add(victim)
