@@ -440,6 +440,7 @@ class Agent:
                 id=data["id"],
                 state=state,
                 pgr=data.get("pgr_mean"),
+                results=data.get("results") or [],
                 final=state in FINAL_STATES,
             )
         elif name == "pgr__evaluate_predictions":
