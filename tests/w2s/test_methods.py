@@ -17,8 +17,14 @@ from servers.w2s.testbed import Testbed
 
 @pytest.fixture(scope="module")
 def living_input(living: Task, w2s_cache: Path) -> MethodInput:
+    """The validation input of seed 0, with a quarter of train (enough to learn from, quick to run)."""
     testbed = Testbed(w2s_cache)
-    return testbed.method_input(testbed.seed_data(living, 0), "validation")
+    full = testbed.method_input(testbed.seed_data(living, 0), "validation")
+    n = len(full.train_texts) // 4
+    strong = dataclasses.replace(full.strong, train_features=full.strong.train_features[:n])
+    return dataclasses.replace(
+        full, train_texts=full.train_texts[:n], weak_soft_labels=full.weak_soft_labels[:n], strong=strong
+    )
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
