@@ -152,13 +152,13 @@ def _task_mean(pgrs: Sequence[Stat]) -> Stat:
 
 
 def method_summaries(rows: Sequence[TableRow], papers: Mapping[str, str], margins: Margins) -> list[MethodSummary]:
-    """Per method: mean PGR over tasks and, where the controls ran, the PGR server's verdict on it."""
+    """Per method: mean PGR over every task of the table (None if one is missing or undefined) and,
+    where the controls ran on every task, the PGR server's verdict on it."""
     summaries = []
+    tasks = list(dict.fromkeys(r.task for r in rows))
     for method in dict.fromkeys(r.method for r in rows):
-        mine = [r for r in rows if r.method == method]
-        by_control = {(r.task, r.control): r.pgr for r in mine}
-        tasks = list(dict.fromkeys(r.task for r in mine))
-        real = [by_control[(t, "none")] for t in tasks if by_control.get((t, "none")) is not None]
+        by_control = {(r.task, r.control): r.pgr for r in rows if r.method == method}
+        real = [stat for t in tasks if (stat := by_control.get((t, "none"))) is not None]
         verdict = NOT_CHECKED
         if all((t, c) in by_control for t in tasks for c in ("shuffled", "decoy")):
             outcomes = [
@@ -177,7 +177,7 @@ def method_summaries(rows: Sequence[TableRow], papers: Mapping[str, str], margin
             MethodSummary(
                 method=method,
                 tasks=len(tasks),
-                pgr=_task_mean([s for s in real if s is not None]) if real else None,
+                pgr=_task_mean(real) if len(real) == len(tasks) else None,  # a mean over every task, or none
                 verdict=verdict,
                 paper=papers.get(method, ""),
             )
