@@ -195,7 +195,8 @@ def _pgr_text(stat: Stat | None) -> str:
 
 def format_summaries(summaries: Sequence[MethodSummary]) -> str:
     """Method, mean PGR over tasks (mean±se), the teacher controls' verdict and the paper, one line each."""
-    lines = [f"{s.method:<18}  {_pgr_text(s.pgr):<10}  {s.verdict:<15}  {s.paper}" for s in summaries]
-    header = f"{'method':<18}  {'mean PGR':<10}  {'controls':<15}  paper"
+    width = max([len("controls"), *(len(s.verdict) for s in summaries)])
+    lines = [f"{s.method:<18}  {_pgr_text(s.pgr):<10}  {s.verdict:<{width}}  {s.paper}" for s in summaries]
+    header = f"{'method':<18}  {'mean PGR':<10}  {'controls':<{width}}  paper"
     tasks = summaries[0].tasks if summaries else 0
     return "\n".join([header, *lines, f"(mean over {tasks} tasks of each task's mean over seeds; ±standard error)"])
