@@ -150,9 +150,10 @@ def _add_console_options(parser: argparse.ArgumentParser, host_flag: str, port_f
 
 def _baselines(args: argparse.Namespace) -> int:
     """Mean and standard error of every baseline's PGR over seeds, per task (cached features)."""
+    from servers.pgr.verdict import Margins
     from servers.w2s.controls import CONTROLS
-    from servers.w2s.methods import BASELINES, FINETUNE_BASELINES
-    from servers.w2s.table import format_table, run_table
+    from servers.w2s.methods import BASELINES, FINETUNE_BASELINES, paper
+    from servers.w2s.table import format_summaries, format_table, method_summaries, run_table
 
     known = {**BASELINES, **FINETUNE_BASELINES}
     names = args.methods or list(BASELINES)
@@ -170,6 +171,15 @@ def _baselines(args: argparse.Namespace) -> int:
         tasks_root=settings.pgr_tasks_dir,
     )
     print(format_table(rows))
+    margins = Margins(settings.pgr_control_margin, settings.pgr_decoy_margin, settings.pgr_transfer_margin)
+    summaries = method_summaries(rows, {name: paper(known[name]) for name in names}, margins)
+    print()
+    print(format_summaries(summaries))
+    if args.brief is not None:
+        from servers.pgr.brief import write_brief
+
+        write_brief(args.brief, rows, summaries)
+        print(f"wrote the method section of {args.brief} and {args.brief.with_name('baselines.json')}")
     return 0
 
 
@@ -224,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     pgr.add_argument("--tasks", nargs="*", help="Task packs (default: all).")
     pgr.add_argument("--methods", nargs="*", help="Baselines (default: every frozen-feature baseline).")
     pgr.add_argument("--control", action="store_true", help="Also run the shuffled- and decoy-teacher controls.")
+    pgr.add_argument(
+        "--brief",
+        type=Path,
+        metavar="BACKGROUND_MD",
+        help="Rewrite the research brief's generated method section (servers/pgr/background.md) from this table.",
+    )
 
     config = commands.add_parser("desktop-config", help="Print Claude Desktop and Claude Code configs.")
     config.add_argument("--format", choices=["all", "desktop", "code", "code-http"], default="all")

@@ -84,6 +84,8 @@ def summary_table(summary: dict[str, Any]) -> Group:
     table.add_row(f"team ({team['agents']})", "", *totals, *scores)
     if team["best_pgr"] is not None:
         best = f"best PGR {team['best_pgr']:.2f} by {team['best_pgr_agent']} (submission {team['best_pgr_submission']})"
+        per_task = ", ".join(f"{task} {_pgr(pgr)}" for task, pgr in team.get("best_pgr_tasks", {}).items())
+        best += f"\nper task: {per_task}" if per_task else ""
     else:
         best = "best PGR: none scored"
     scripted = summary["backend"] == "scripted"

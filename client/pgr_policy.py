@@ -87,6 +87,7 @@ def observe(tool: str, data: Mapping[str, Any], last_states: dict[str, str | Non
             "id": data["id"],
             "state": state,
             "pgr": data.get("pgr_mean"),
+            "results": data.get("results") or [],
             "final": state in FINAL_STATES,
         }
         return Observation("score", fields)

@@ -146,6 +146,8 @@ class AgentProgress:
     pending: list[str] = field(default_factory=list)
     best_pgr: float | None = None
     best_submission: str | None = None
+    best_results: list[dict[str, Any]] = field(default_factory=list)
+    """Per-task PGR of the best submission (secret transfer tasks included), as the scorer showed it."""
     best_validation_pgr: float | None = None
     stop_reason: str | None = None
     sessions: int = 0
@@ -229,6 +231,7 @@ class AgentProgress:
             self.pending.remove(event["id"])
         if pgr is not None and event.get("state") == "done" and (self.best_pgr is None or pgr > self.best_pgr):
             self.best_pgr, self.best_submission = pgr, event["id"]
+            self.best_results = list(event.get("results") or [])
 
     def dangling_tool_uses(self) -> list[dict[str, Any]]:
         """Tool calls of the last assistant message that never got results (the client died mid-turn)."""

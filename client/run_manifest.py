@@ -133,7 +133,9 @@ class RunManifest(_Strict):
     model: str = "claude-opus-4-6"
     max_tokens: int = Field(default=16_000, ge=1)
     model_timeout: Duration = Field(default=600, description="Longest one model call may take before it is retried.")
-    system_prompt: str = Field(min_length=1, description="The text (loaded from system_prompt_file).")
+    system_prompt: str = Field(
+        min_length=1, description="The text (from system_prompt_file: one file, or a list of files joined in order)."
+    )
     kickoff: str = Field(default=DEFAULT_KICKOFF, min_length=1)
     tools: list[str] | None = Field(default=None, description="Tool allowlist; default every tool of servers.use.")
     pricing: Price | None = None
@@ -254,10 +256,13 @@ def manifest_from_dict(
     if prompt_file is not None:
         if "system_prompt" in raw:
             raise ManifestError(path, "system_prompt_file", "give system_prompt or system_prompt_file, not both")
-        prompt_path = path.parent / str(prompt_file)
-        if not prompt_path.is_file():
-            raise ManifestError(path, "system_prompt_file", f"{prompt_path} does not exist")
-        raw["system_prompt"] = prompt_path.read_text()
+        texts = []
+        for name in prompt_file if isinstance(prompt_file, list) else [prompt_file]:  # a list is joined in order
+            prompt_path = path.parent / str(name)
+            if not prompt_path.is_file():
+                raise ManifestError(path, "system_prompt_file", f"{prompt_path} does not exist")
+            texts.append(prompt_path.read_text().strip())
+        raw["system_prompt"] = "\n\n".join(texts) + "\n"
     try:
         manifest = RunManifest.model_validate(raw)
     except ValidationError as error:

@@ -38,6 +38,7 @@ def build_summary(
             "best_validation_pgr": p.best_validation_pgr,
             "best_pgr": p.best_pgr,
             "best_submission": p.best_submission,
+            "best_results": p.best_results,
         }
         for name, p in progresses.items()
     ]
@@ -62,6 +63,7 @@ def build_summary(
             "best_pgr": best["best_pgr"] if best else None,
             "best_pgr_agent": best["agent"] if best else None,
             "best_pgr_submission": best["best_submission"] if best else None,
+            "best_pgr_tasks": {row["task"]: row.get("pgr_mean") for row in best["best_results"]} if best else {},
             "best_validation_pgr": max(validated, default=None),
         },
         "agents": agents,

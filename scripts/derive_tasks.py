@@ -77,6 +77,7 @@ TASKS: dict[str, tuple[bool, Callable[[Path], list[Row]]]] = {
         ),
     ),
     "wordnet-act-state": (True, lambda wn: wordnet_pair(wn, ["noun.act"], ["noun.state"])),
+    "wordnet-food-substance": (True, lambda wn: wordnet_pair(wn, ["noun.food"], ["noun.substance"])),
     "negation": (False, lambda wn: negation_sentences()),
 }
 """Task name -> (derived from WordNet, row builder)."""

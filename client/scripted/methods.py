@@ -1,17 +1,21 @@
-"""The methods the scripted researcher writes: the confidence-loss baseline with four knobs.
+"""The methods the scripted researcher writes: a library method, then that method refined with knobs.
 
-COEF and WARMUP are the auxiliary confidence loss's (servers/w2s/losses.py); K smooths each weak
-label over its K nearest neighbours in the student's features (the knn_relabel baseline); KEEP
-trains only on the fraction of labels the teacher is surest of (the top_confident baseline).
+A first cycle runs one of the library's methods as it is (``BASE``, from ``servers/w2s/methods``;
+each direction starts from a different one). Later cycles refine: ``MIX`` mixes the hardened
+answers of ``BASE`` on the train texts into the teacher's labels; ``K`` smooths each label over
+its K nearest neighbours in the student's features (``knn_relabel``); ``KEEP`` trains only on
+the labels the teacher is surest of (``top_confident``); ``COEF`` and ``WARMUP`` are the
+auxiliary confidence loss's (Burns et al. 2023); ``EPOCHS`` multiplies the task's head epochs.
 Every method is real code on the method API, so its scores are real. The knobs are module
-constants so that another researcher can read them back from a snapshot and vary one.
+constants so that another researcher can read them back from a snapshot (or from the title of a
+post) and vary or combine them.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 ENTRY = "method.py:method"
 FILE = "method.py"
@@ -21,22 +25,37 @@ _TEMPLATE = '''"""{title}
 Written by the scripted researcher {agent} (cycle {cycle}). {rationale}
 """
 
+import dataclasses
+
 import torch
 
 from servers.w2s.api import MethodInput
 from servers.w2s.heads import fit_predict
-from servers.w2s.losses import aux_confidence_loss
+from servers.w2s.losses import aux_confidence_loss, soft_cross_entropy
+from servers.w2s.methods import BASELINES
 
+BASE = {base!r}
+MIX = {mix!r}
 COEF = {coef!r}
 WARMUP = {warmup!r}
 KEEP = {keep!r}
 K = {k!r}
+EPOCHS = {epochs!r}
 
 
 def method(inp: MethodInput) -> torch.Tensor:
+    if MIX >= 1.0:  # the library method as it is
+        return BASELINES[BASE](inp)
     strong = inp.strong
     features, targets = strong.train_features, inp.weak_soft_labels
-    if K > 1:  # average each weak label with its K nearest neighbours in the student's features
+    if MIX > 0:  # the library method's hardened answers on the train texts join the teacher's labels
+        on_train = dataclasses.replace(
+            inp, eval_texts=inp.train_texts, strong=dataclasses.replace(strong, eval_features=features)
+        )
+        answers = torch.as_tensor(BASELINES[BASE](on_train)).float()
+        hard = torch.nn.functional.one_hot(answers.argmax(dim=1) if answers.dim() == 2 else answers.long(), 2)
+        targets = (1 - MIX) * targets + MIX * hard.float()
+    if K > 1:  # average each label with its K nearest neighbours in the student's features
         unit = torch.nn.functional.normalize(features, dim=1)
         neighbours = (unit @ unit.T).topk(min(K, len(unit)), dim=1).indices
         targets = targets[neighbours].mean(dim=1)
@@ -44,76 +63,135 @@ def method(inp: MethodInput) -> torch.Tensor:
         confidence = (targets[:, 1] - 0.5).abs()
         keep = torch.argsort(confidence, descending=True, stable=True)[: max(1, round(KEEP * len(confidence)))]
         features, targets = features[keep], targets[keep]
-    loss = aux_confidence_loss(COEF, WARMUP)
-    return fit_predict(features, targets, strong.eval_features, recipe=strong.head_recipe, loss=loss, seed=inp.seed)
+    recipe = dataclasses.replace(strong.head_recipe, epochs=strong.head_recipe.epochs * EPOCHS)
+    loss = aux_confidence_loss(COEF, WARMUP) if COEF > 0 else soft_cross_entropy
+    return fit_predict(features, targets, strong.eval_features, recipe=recipe, loss=loss, seed=inp.seed)
 '''
 
 
 @dataclass(frozen=True)
 class Knobs:
+    base: str = "aux_confidence"
+    mix: float = 1.0
     coef: float = 0.5
     warmup: float = 0.1
     keep: float = 1.0
     k: int = 1
+    epochs: int = 1
+
+    @property
+    def pure(self) -> bool:
+        """The library method as it is (the other knobs do nothing)."""
+        return self.mix >= 1.0
 
     def describe(self) -> str:
-        return f"COEF={self.coef:g} WARMUP={self.warmup:g} KEEP={self.keep:g} K={self.k}"
+        if self.pure:
+            return f"BASE={self.base}"
+        return (
+            f"BASE={self.base} MIX={self.mix:g} COEF={self.coef:g} WARMUP={self.warmup:g} KEEP={self.keep:g}"
+            f" K={self.k} EPOCHS={self.epochs}"
+        )
 
 
-FAMILIES: dict[str, Knobs] = {
-    "confidence": Knobs(coef=0.6),
-    "reweight": Knobs(coef=0.5, keep=0.7),
-    "neighbours": Knobs(coef=0.4, k=9),
-    "smooth-confident": Knobs(coef=0.5, keep=0.8, k=5),
+STARTS: dict[str, str] = {
+    "elicit": "aux_confidence",
+    "reweight": "top_confident",
+    "combin": "confident_relabel",
+    "channel": "noisy_channel",
+    "distill": "plain_ce",
+    "simplic": "bootstrap",
+    "evol": "weak_views",
+    "interpret": "knn_relabel",
+    "open": "self_training",
 }
+"""A word of the direction -> the library method it starts from (nine directions, nine methods)."""
 
-_KEYWORDS = {
-    "reweight": "reweight",
-    "trust": "reweight",
-    "channel": "neighbours",
-    "noisy": "neighbours",
-    "simplic": "smooth-confident",
-    "interpret": "neighbours",
-    "evolution": "smooth-confident",
-}
+LIBRARY = tuple(dict.fromkeys(STARTS.values()))
 
 
-def family_for(direction: str, agent: str) -> str:
-    """A starting family that fits the direction's words, else one chosen by the agent's name."""
-    lowered = direction.lower()
-    for word, family in _KEYWORDS.items():
-        if word in lowered:
-            return family
-    return sorted(FAMILIES)[sum(map(ord, agent)) % len(FAMILIES)]
+def start_for(direction: str, agent: str) -> str:
+    """The library method an agent starts from: named by its name, else by its direction's words, else drawn by name."""
+    for text in (agent.lower(), direction.lower()):
+        for word, base in STARTS.items():
+            if word in text:
+                return base
+    return LIBRARY[sum(map(ord, agent)) % len(LIBRARY)]
 
 
 def render(knobs: Knobs, *, agent: str, cycle: int, title: str, rationale: str) -> str:
     return _TEMPLATE.format(title=title, agent=agent, cycle=cycle, rationale=rationale, **asdict(knobs))
 
 
+_NUMBER = r"(-?[0-9.]+)"
+
+
 def read_knobs(code: str) -> Knobs | None:
     """The knobs of a method written from this template, or None for any other code."""
-    found = {}
-    for name in ("COEF", "WARMUP", "KEEP", "K"):
-        match = re.search(rf"^{name} = (-?[0-9.]+)\s*$", code, re.MULTILINE)
+    found: dict[str, object] = {}
+    for knob in fields(Knobs):
+        pattern = r"'([a-z_]+)'" if knob.name == "base" else _NUMBER
+        match = re.search(rf"^{knob.name.upper()} = {pattern}\s*$", code, re.MULTILINE)
         if match is None:
             return None
-        found[name.lower()] = float(match.group(1))
-    return Knobs(coef=found["coef"], warmup=found["warmup"], keep=found["keep"], k=max(1, int(found["k"])))
+        found[knob.name] = match.group(1)
+    return _knobs(found)
+
+
+def read_described(title: str) -> Knobs | None:
+    """The knobs a post's title describes (``Knobs.describe``), or None."""
+    found = dict(re.findall(r"\b([A-Z]+)=([a-z_]+|-?[0-9.]+)", title))
+    if "BASE" not in found:
+        return None
+    if len(found) == 1:
+        return Knobs(base=found["BASE"])
+    if any(knob.name.upper() not in found for knob in fields(Knobs)):
+        return None
+    return _knobs({name.lower(): value for name, value in found.items()})
+
+
+def _knobs(raw: dict[str, object]) -> Knobs | None:
+    if raw["base"] not in LIBRARY:
+        return None
+    try:
+        return Knobs(
+            base=str(raw["base"]),
+            mix=float(str(raw["mix"])),
+            coef=float(str(raw["coef"])),
+            warmup=float(str(raw["warmup"])),
+            keep=float(str(raw["keep"])),
+            k=max(1, int(float(str(raw["k"])))),
+            epochs=max(1, int(float(str(raw["epochs"])))),
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 def vary(knobs: Knobs, rng: random.Random) -> tuple[Knobs, str]:
-    """Change one knob by one step; returns the new knobs and what changed."""
-    knob = rng.choice(["coef", "warmup", "keep", "k"])
+    """Change one knob by one step; returns the new knobs and what changed. A pure method is refined first."""
+    if knobs.pure:
+        return replace(knobs, mix=0.5), f"MIX 1 -> 0.5 (refine {knobs.base} with the teacher's labels)"
+    knob = rng.choice(["mix", "coef", "warmup", "keep", "k", "epochs"])
     up = rng.random() < 0.5
-    if knob == "coef":
-        changed = replace(knobs, coef=round(min(0.95, max(0.05, knobs.coef + (0.1 if up else -0.1))), 2))
+    if knob == "mix":
+        changed = replace(knobs, mix=round(min(0.9, max(0.0, knobs.mix + (0.2 if up else -0.2))), 2))
+    elif knob == "coef":
+        changed = replace(knobs, coef=round(min(0.95, max(0.0, knobs.coef + (0.2 if up else -0.2))), 2))
     elif knob == "warmup":
         changed = replace(knobs, warmup=round(min(0.5, max(0.02, knobs.warmup * (2 if up else 0.5))), 3))
     elif knob == "keep":
         changed = replace(knobs, keep=round(min(1.0, max(0.3, knobs.keep + (0.1 if up else -0.1))), 2))
-    else:
+    elif knob == "k":
         changed = replace(knobs, k=min(61, max(1, knobs.k * 2 + 1 if up else knobs.k // 2)))
+    else:
+        changed = replace(knobs, epochs=min(8, max(1, knobs.epochs * 2 if up else knobs.epochs // 2)))
     if changed == knobs:
         return vary(knobs, rng)
     return changed, f"{knob.upper()} {getattr(knobs, knob):g} -> {getattr(changed, knob):g}"
+
+
+def combine(best: Knobs, other: Knobs) -> tuple[Knobs, str] | None:
+    """The best method's knobs with the other method's library base (None if that changes nothing)."""
+    if other.base == best.base:
+        return None
+    start = replace(best, mix=0.5) if best.pure else best
+    return replace(start, base=other.base), f"BASE {best.base} -> {other.base} (combining two results)"

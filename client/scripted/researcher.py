@@ -1,10 +1,12 @@
 """The scripted researcher: a state machine that decides each step from the conversation it gets.
 
-It does what a methodical new colleague would: read the forum feed, claim its direction, write a
-method (the confidence-loss baseline with its own knobs), run it in its sandbox on the
-validation inputs, score the predictions, save a snapshot, submit it for the official PGR, post
-the result citing snapshot and submission, report the official score when it arrives, and then
-build on the best result posted so far (load that snapshot, vary one knob) or on its own.
+It does what a methodical new colleague would: read the forum feed, claim its direction, run the
+library method its direction starts from on the validation inputs, score the predictions, save a
+snapshot, post the result citing it, and then refine: build on the best result anyone posted
+(load that snapshot, save with ``based_on``, vary one knob or combine it with another good
+result's method) or on its own best. It spends official submissions only on what validates best
+in the whole team (better than every method submitted so far), reports the official score when
+it arrives, and so the team's official PGR rises with its submissions.
 
 It keeps no state between requests: `replay` rebuilds its memory by running the state machine
 over the tool calls and results in the conversation, so a restarted server, a resumed run or a
@@ -23,7 +25,17 @@ from typing import Any
 
 from client.compaction import SUMMARY_REQUEST
 from client.pgr_policy import FINAL_STATES
-from client.scripted.methods import ENTRY, FAMILIES, FILE, Knobs, family_for, read_knobs, render, vary
+from client.scripted.methods import (
+    ENTRY,
+    FILE,
+    Knobs,
+    combine,
+    read_described,
+    read_knobs,
+    render,
+    start_for,
+    vary,
+)
 
 MEMORY_MARK = "researcher-memory: "
 FAULT_ID_PREFIX = "toolu_fault_"
@@ -65,10 +77,23 @@ class Memory:
     snapshot: str | None = None
     submission: str | None = None
     reply_to: dict[str, Any] | None = None
+    submit_note: str = ""
 
     @property
-    def family(self) -> str:
-        return family_for(self.direction, self.agent)
+    def start(self) -> str:
+        """The library method this researcher's direction starts from."""
+        return start_for(self.direction, self.agent)
+
+    @property
+    def team_submitted_best(self) -> float | None:
+        """The best validation PGR of any method the team has submitted (mine included)."""
+        submitted = [r["pgr"] for r in self.results if r.get("submitted") and r["pgr"] is not None]
+        mine = [] if self.submitted_best is None else [self.submitted_best]
+        return max(submitted + mine, default=None)
+
+    @property
+    def team_validated_best(self) -> float | None:
+        return max((r["pgr"] for r in self.results if r["pgr"] is not None), default=None)
 
     def rng(self, salt: str) -> random.Random:
         return random.Random(f"{self.agent}:{self.cycle}:{salt}")
@@ -157,10 +182,15 @@ def _settle(memory: Memory, tools: set[str]) -> bool:
 
 
 def _design(memory: Memory, tools: set[str]) -> None:
-    """Start a cycle: build on the best posted result if it beats mine, else vary my own best."""
+    """Start a cycle: first my direction's library method; then build on the best posted result if it
+    beats mine (varying it, or combining it with the best result of another method), else vary my own best."""
     memory.cycle += 1
     memory.base = memory.validation = memory.predictions = memory.snapshot = memory.submission = None
-    memory.run_note = ""
+    memory.run_note = memory.submit_note = ""
+    if memory.cycle == 1:
+        memory.knobs, memory.change = asdict(Knobs(base=memory.start)), f"the library's {memory.start} as it is"
+        memory.phase = "write"
+        return
     candidates = [r for r in memory.results if r["snapshot"] not in memory.tried_bases and r["pgr"] is not None]
     best = max(candidates, key=lambda r: r["pgr"], default=None)
     mine = memory.best_validation
@@ -168,13 +198,23 @@ def _design(memory: Memory, tools: set[str]) -> None:
         memory.base = best
         memory.phase = "load"
         return
-    start = Knobs(**memory.best_knobs) if memory.best_knobs else FAMILIES[memory.family]
-    if memory.best_knobs or memory.cycle > 1:
-        knobs, memory.change = vary(start, memory.rng("vary"))
-    else:
-        knobs, memory.change = start, f"the {memory.family} starting point"
-    memory.knobs = asdict(knobs)
+    start = Knobs(**memory.best_knobs) if memory.best_knobs else Knobs(base=memory.start)
+    memory.knobs, memory.change = _refine(memory, start)
     memory.phase = "write"
+
+
+def _refine(memory: Memory, knobs: Knobs) -> tuple[dict[str, Any], str]:
+    """Every other cycle, combine with the best result of another library method; else vary one knob."""
+    if memory.cycle % 2 == 0:
+        others = [
+            r for r in memory.results if r.get("knobs") and r["pgr"] is not None and r["knobs"]["base"] != knobs.base
+        ]
+        other = max(others, key=lambda r: r["pgr"], default=None)
+        combined = combine(knobs, Knobs(**other["knobs"])) if other else None
+        if combined is not None:
+            return asdict(combined[0]), combined[1]
+    varied, change = vary(knobs, memory.rng("vary"))
+    return asdict(varied), change
 
 
 def _act_feed(m: Memory) -> tuple[dict[str, Any], str]:
@@ -187,12 +227,12 @@ def _act_task_info(m: Memory) -> tuple[dict[str, Any], str]:
 
 def _act_claim(m: Memory) -> tuple[dict[str, Any], str]:
     body = (
-        f"I will work on: {m.direction}\n\nPlan: start from the auxiliary confidence loss and test "
-        f"one idea at a time ({m.family}: {FAMILIES[m.family].describe()}), posting every result with its "
-        "snapshot and submission."
+        f"I will work on: {m.direction}\n\nPlan: start from the library's {m.start} (servers/w2s/methods),"
+        " then refine it one idea at a time, building on the team's best results and posting every result"
+        " with its snapshot (and its submission, when it validates best in the team)."
     )
     title = f"Claim ({m.agent}): {m.direction}"[:200]
-    return {"title": title, "body": body, "kind": "claim", "tags": [m.family]}, "Claiming my direction."
+    return {"title": title, "body": body, "kind": "claim", "tags": [m.start]}, "Claiming my direction."
 
 
 def _act_load(m: Memory) -> tuple[dict[str, Any], str]:
@@ -217,8 +257,8 @@ def _act_write(m: Memory) -> tuple[dict[str, Any], str]:
         knobs,
         agent=m.agent,
         cycle=m.cycle,
-        title=f"Confidence loss, {knobs.describe()}",
-        rationale=f"Direction: {m.direction} This version {origin}changes {m.change}.",
+        title=f"Method {knobs.describe()}",
+        rationale=f"Direction: {m.direction} This version {origin}is {m.change}.",
     )
     return {"path": FILE, "content": content}, f"Writing a method: {knobs.describe()}."
 
@@ -254,15 +294,18 @@ def _act_submit(m: Memory) -> tuple[dict[str, Any], str]:
 def _act_post(m: Memory) -> tuple[dict[str, Any], str]:
     assert m.knobs is not None
     knobs = Knobs(**m.knobs)
-    lines = [f"Method: confidence loss with {knobs.describe()} (changed {m.change})."]
+    lines = [f"Method: {knobs.describe()} ({m.change})."]
     if m.base is not None:
         lines.append(f"Builds on snapshot {m.base['snapshot']} by {m.base['author']} (post #{m.base['post']}).")
     if m.validation is not None:
         lines.append(f"Validation on {m.task}: accuracy {m.validation.get('accuracy')}, PGR {m.validation.get('pgr')}.")
     else:
         lines.append(f"Could not score it: {m.run_note or 'no predictions'}.")
-    lines.append(f"Snapshot: {m.snapshot or 'none'}; submission: {m.submission or 'none'} (official score to follow).")
-    arguments: dict[str, Any] = {"body": "\n\n".join(lines), "tags": [m.family]}
+    if m.submission:
+        lines.append(f"Snapshot: {m.snapshot}; submission: {m.submission} (official score to follow).")
+    else:
+        lines.append(f"Snapshot: {m.snapshot or 'none'}; not submitted ({m.submit_note or 'no score'}).")
+    arguments: dict[str, Any] = {"body": "\n\n".join(lines), "tags": [Knobs(**m.knobs).base]}
     pgr = m.validation.get("pgr") if m.validation else None
     # A result must cite its submission (the forum checks): without one, it is a finding.
     arguments["kind"] = "result" if pgr is not None and m.submission else "finding"
@@ -332,14 +375,17 @@ def _on_feed(m: Memory, data: dict[str, Any] | None, error: str) -> None:
         m.feed_cursor = int(data.get("next_cursor", m.feed_cursor))
         known = {r["post"] for r in m.results}
         for post in data.get("posts", []):
-            if post.get("kind") == "result" and post.get("snapshot") and post["id"] not in known:
+            if post.get("kind") in ("result", "finding") and post.get("snapshot") and post["id"] not in known:
                 match = _PGR_IN_TITLE.search(post.get("title", ""))
+                knobs = read_described(post.get("title", ""))
                 m.results.append(
                     {
                         "post": post["id"],
                         "author": post.get("author"),
                         "snapshot": post["snapshot"],
                         "pgr": float(match.group(1)) if match else None,
+                        "knobs": asdict(knobs) if knobs else None,
+                        "submitted": bool(post.get("submission")),
                     }
                 )
         m.feed_pages += 1
@@ -369,7 +415,7 @@ def _on_load(m: Memory, data: dict[str, Any] | None, error: str) -> None:
     m.tried_bases.append(m.base["snapshot"])
     if data is None:
         m.base = None
-        m.knobs, m.change = asdict(FAMILIES[m.family]), f"the {m.family} starting point (loading failed)"
+        m.knobs, m.change = asdict(Knobs(base=m.start)), f"the library's {m.start} (loading failed)"
         m.phase = "write"
     else:
         m.phase = "read_base"
@@ -379,10 +425,9 @@ def _on_read_base(m: Memory, data: dict[str, Any] | None, error: str) -> None:
     assert m.base is not None
     knobs = read_knobs((data or {}).get("content", ""))
     if knobs is None:
-        knobs, m.change = FAMILIES[m.family], "my own knobs (the loaded method has none I know)"
+        m.knobs, m.change = asdict(Knobs(base=m.start)), "my own start (the loaded method has no knobs I know)"
     else:
-        knobs, m.change = vary(knobs, m.rng("vary"))
-    m.knobs = asdict(knobs)
+        m.knobs, m.change = _refine(m, knobs)
     m.phase = "vote" if m.base["author"] != m.agent else "write"
 
 
@@ -429,9 +474,30 @@ def _on_save(m: Memory, data: dict[str, Any] | None, error: str) -> None:
         m.phase = "post"
         return
     m.snapshot = data.get("id")
+    m.submit_note = _worth_submitting(m)
+    m.phase = "submit" if not m.submit_note else "post"
+
+
+def _worth_submitting(m: Memory) -> str:
+    """Why not to spend an official submission on this method ("" if it is worth one).
+
+    Submissions are few: only a method that validates best in the whole team, and better than
+    everything the team submitted before, is worth one (so each official score should rise).
+    """
     pgr = (m.validation or {}).get("pgr")
-    worth = pgr is not None and (m.submitted_best is None or pgr > m.submitted_best)
-    m.phase = "submit" if worth and not m.submissions_closed else "post"
+    if pgr is None:
+        return "no validation score"
+    if m.submissions_closed:
+        return "no submissions left"
+    if m.knobs is None or Knobs(**m.knobs).pure:
+        return "a library method as it is: its official score is in the baseline table"
+    submitted = m.team_submitted_best
+    if submitted is not None and pgr <= submitted:
+        return f"validation PGR {pgr:.2f} does not beat the team's best submitted method ({submitted:.2f})"
+    best = m.team_validated_best
+    if best is not None and pgr < best:
+        return f"validation PGR {pgr:.2f} is below the team's best ({best:.2f})"
+    return ""
 
 
 def _on_submit(m: Memory, data: dict[str, Any] | None, error: str) -> None:
@@ -448,7 +514,14 @@ def _on_post(m: Memory, data: dict[str, Any] | None, error: str) -> None:
         m.pending.append({"submission": m.submission, "post": data.get("id")})
     if data is not None and m.snapshot and m.validation is not None:
         m.results.append(
-            {"post": data.get("id"), "author": m.agent, "snapshot": m.snapshot, "pgr": m.validation["pgr"]}
+            {
+                "post": data.get("id"),
+                "author": m.agent,
+                "snapshot": m.snapshot,
+                "pgr": m.validation["pgr"],
+                "knobs": m.knobs,
+                "submitted": bool(m.submission),
+            }
         )
     m.phase = "check" if m.pending else "feed"
 

@@ -1,4 +1,8 @@
-"""Mean and standard error over seeds, for every task and method, and a readable table of them."""
+"""Mean and standard error over seeds, for every task and method, and a readable table of them.
+
+With the teacher controls run, each method also gets the verdict the PGR server would give it
+(``servers.pgr.verdict``): a baseline that the shuffled or decoy teacher flags must not ship.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from servers.pgr.verdict import Margins, judge
 from servers.w2s.api import Method
 from servers.w2s.evaluate import Control, SeedResult, evaluate
 from servers.w2s.splits import EvalSplit
 from servers.w2s.tasks import list_tasks, load_task
 
-__all__ = ["Stat", "TableRow", "format_table", "mean_se", "run_table", "summarise"]
+__all__ = [
+    "MethodSummary",
+    "Stat",
+    "TableRow",
+    "format_summaries",
+    "format_table",
+    "mean_se",
+    "method_summaries",
+    "run_table",
+    "summarise",
+]
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,7 @@ def format_table(rows: Sequence[TableRow]) -> str:
             str(r.weak),
             str(r.ceiling),
             str(r.w2s),
-            f"{r.pgr.mean:+.2f}±{r.pgr.se:.2f}" if r.pgr else "undefined",
+            _pgr_text(r.pgr),
             f"{r.w2s.n}" if r.pgr is None or r.pgr.n == r.w2s.n else f"{r.pgr.n}/{r.w2s.n}",
         )
         for r in rows
@@ -113,3 +128,75 @@ def format_table(rows: Sequence[TableRow]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     split = rows[0].split if rows else "test"
     return "\n".join([*lines, f"(accuracy on {split}; mean±standard error over seeds)"])
+
+
+NOT_CHECKED = "not checked (run with --control)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodSummary:
+    """One method over every task: mean PGR (each task weighs the same), the controls' verdict, its source."""
+
+    method: str
+    tasks: int
+    pgr: Stat | None
+    verdict: str
+    paper: str
+
+
+def _task_mean(pgrs: Sequence[Stat]) -> Stat:
+    """The mean of per-task means, with the standard error of that mean (tasks are independent)."""
+    return Stat(
+        sum(s.mean for s in pgrs) / len(pgrs), math.sqrt(sum(s.se**2 for s in pgrs)) / len(pgrs), min(s.n for s in pgrs)
+    )
+
+
+def method_summaries(rows: Sequence[TableRow], papers: Mapping[str, str], margins: Margins) -> list[MethodSummary]:
+    """Per method: mean PGR over every task of the table (None if one is missing or undefined) and,
+    where the controls ran on every task, the PGR server's verdict on it."""
+    summaries = []
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    for method in dict.fromkeys(r.method for r in rows):
+        by_control = {(r.task, r.control): r.pgr for r in rows if r.method == method}
+        real = [stat for t in tasks if (stat := by_control.get((t, "none"))) is not None]
+        verdict = NOT_CHECKED
+        if all((t, c) in by_control for t in tasks for c in ("shuffled", "decoy")):
+            outcomes = [
+                {
+                    "task": t,
+                    "pgr_mean": _mean_of(by_control.get((t, "none"))),
+                    "pgr_se": None,
+                    "seeds": 0,
+                    **{f"{c}_pgr": _mean_of(by_control[(t, c)]) for c in ("shuffled", "decoy")},
+                }
+                for t in tasks
+            ]
+            flags = judge(outcomes, {}, set(), margins, {}).flags
+            verdict = ", ".join(flag.split(":")[0] for flag in flags) if flags else "passes"
+        summaries.append(
+            MethodSummary(
+                method=method,
+                tasks=len(tasks),
+                pgr=_task_mean(real) if len(real) == len(tasks) else None,  # a mean over every task, or none
+                verdict=verdict,
+                paper=papers.get(method, ""),
+            )
+        )
+    return summaries
+
+
+def _mean_of(stat: Stat | None) -> float | None:
+    return None if stat is None else stat.mean
+
+
+def _pgr_text(stat: Stat | None) -> str:
+    return f"{stat.mean:+.2f}±{stat.se:.2f}" if stat else "undefined"
+
+
+def format_summaries(summaries: Sequence[MethodSummary]) -> str:
+    """Method, mean PGR over tasks (mean±se), the teacher controls' verdict and the paper, one line each."""
+    width = max([len("controls"), *(len(s.verdict) for s in summaries)])
+    lines = [f"{s.method:<18}  {_pgr_text(s.pgr):<10}  {s.verdict:<{width}}  {s.paper}" for s in summaries]
+    header = f"{'method':<18}  {'mean PGR':<10}  {'controls':<{width}}  paper"
+    tasks = summaries[0].tasks if summaries else 0
+    return "\n".join([header, *lines, f"(mean over {tasks} tasks of each task's mean over seeds; ±standard error)"])

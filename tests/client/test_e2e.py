@@ -36,7 +36,7 @@ async def test_nine_scripted_researchers_claim_snapshot_submit_and_post_over_rea
             manifest="nine",
             runs_root=tmp_path / "runs",
             # two seeds per official score instead of five: the same scoring, three minutes sooner
-            overrides={"budget.deadline": "120s", "budget.finish": "5m", "servers.env": {"AAR_PGR_SEEDS": "2"}},
+            overrides={"budget.deadline": "180s", "budget.finish": "5m", "servers.env": {"AAR_PGR_SEEDS": "2"}},
             environ={},
             announce=lambda line: None,
         )
@@ -53,11 +53,13 @@ async def test_nine_scripted_researchers_claim_snapshot_submit_and_post_over_rea
     everyone = [e for agent in agents for e in events(run_dir, agent, "tool_result") if not e["is_error"]]
     assert sum(e["name"] == "pgr__evaluate_predictions" for e in everyone) >= 9
     assert sum(e["name"] == "sandbox__save_snapshot" for e in everyone) >= 9
-    assert summary["team"]["submissions"] == 1  # the team's submission budget holds
+    assert 1 <= summary["team"]["submissions"] <= 3  # the team's submission budget holds
     refused = [e for agent in agents for e in events(run_dir, agent, "tool_result") if e["refused"]]
     assert all("PGR submission budget is spent" in e["refused"] for e in refused)
     assert summary["team"]["best_validation_pgr"] is not None
     assert summary["team"]["best_pgr"] is not None, "no submission got its official score"
+    tasks = summary["team"]["best_pgr_tasks"]
+    assert any(name.startswith("secret") for name in tasks) and "wordnet-food-substance" in tasks, tasks
 
     with contextlib.closing(sqlite3.connect(run_dir / "servers" / "forum.sqlite")) as forum:
         claims = forum.execute("SELECT COUNT(DISTINCT author) FROM posts WHERE kind = 'claim'").fetchone()[0]

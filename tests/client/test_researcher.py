@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
+import tomllib
 from collections.abc import Callable
 from typing import Any
 
 from client.compaction import compacted_head, kept_turns, summary_requests
-from client.run_manifest import ToolCatalogue
-from client.scripted.methods import Knobs, read_knobs, render
+from client.run_manifest import PROJECT_ROOT, ToolCatalogue
+from client.scripted.methods import LIBRARY, Knobs, read_described, read_knobs, render, start_for, vary
 from client.scripted.researcher import MEMORY_MARK, respond
+from servers.w2s.methods import BASELINES
 
 ALL_TOOLS = [{"name": name} for name in ToolCatalogue.load().names(["forum", "storage", "sandbox", "pgr"])]
 KICKOFF = "You are ada, one of 2 researchers on this team. Your starting direction: Data reweighting.\n"
@@ -18,8 +21,11 @@ Results = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 def honest_servers(feed_posts: list[dict[str, Any]] | None = None) -> Results:
-    """Plausible answers of the real servers to each tool."""
+    """Plausible answers of the real servers to each tool; snapshots keep what was written."""
     counter = iter(range(100, 10_000))
+    bobs = render(Knobs(base="weak_views", mix=0.5, coef=0.7, k=5), agent="bob", cycle=1, title="t", rationale="r")
+    workspace = {"method.py": ""}
+    snapshots: dict[str, str] = {}
 
     def answer(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         match name:
@@ -30,16 +36,24 @@ def honest_servers(feed_posts: list[dict[str, Any]] | None = None) -> Results:
                 return {"tasks": [{"name": "negation"}, {"name": "wordnet-living"}], "budget": {}}
             case "forum__post" | "forum__reply":
                 return {"id": next(counter)}
+            case "sandbox__write_file":
+                workspace[arguments["path"]] = arguments["content"]
+                return {"ok": True}
             case "sandbox__exec":
                 return {"exit_code": 0, "stdout": "wrote predictions.txt", "stderr": ""}
             case "sandbox__read_file" if arguments["path"] == "predictions.txt":
                 return {"content": "0110" * 10}
             case "sandbox__read_file":
-                return {"content": render(Knobs(coef=0.7, k=5), agent="bob", cycle=1, title="t", rationale="r")}
+                return {"content": workspace[arguments["path"]]}
+            case "sandbox__load_snapshot":
+                workspace["method.py"] = snapshots.get(arguments["snapshot"], bobs)
+                return {"ok": True}
             case "pgr__evaluate_predictions":
                 return {"task": arguments["task"], "accuracy": 0.8, "pgr": 0.5}
             case "sandbox__save_snapshot":
-                return {"id": f"{next(counter):040x}"}
+                snapshot = f"{next(counter):040x}"
+                snapshots[snapshot] = workspace["method.py"]
+                return {"id": snapshot}
             case "pgr__submit":
                 return {"id": f"sub_{next(counter):012x}", "state": "queued"}
             case "pgr__submission":
@@ -68,12 +82,27 @@ def calls(messages: list[dict[str, Any]]) -> list[str]:
     return [m["content"][-1]["name"] for m in messages if m["role"] == "assistant"]
 
 
-def test_the_researcher_orients_claims_and_then_runs_a_full_cycle() -> None:
-    messages = drive(13, honest_servers())
+def uses_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m["content"][-1]["input"] for m in messages if m["role"] == "assistant"]
+
+
+def test_the_researcher_starts_from_its_directions_library_method_and_submits_only_a_refinement() -> None:
+    messages = drive(26, honest_servers())
     assert calls(messages) == [
         "forum__feed",
         "pgr__task_info",
         "forum__post",
+        # cycle 1: the library method as it is, scored and posted, not submitted
+        "sandbox__write_file",
+        "sandbox__exec",
+        "sandbox__read_file",
+        "pgr__evaluate_predictions",
+        "sandbox__save_snapshot",
+        "forum__post",
+        "forum__feed",
+        # cycle 2: build on the best posted result (its own), refine it, submit it
+        "sandbox__load_snapshot",
+        "sandbox__read_file",
         "sandbox__write_file",
         "sandbox__exec",
         "sandbox__read_file",
@@ -84,33 +113,69 @@ def test_the_researcher_orients_claims_and_then_runs_a_full_cycle() -> None:
         "pgr__submission",
         "forum__reply",
         "forum__feed",
+        # cycle 3: no better result to load; its best is submitted and an equal score is not worth another
+        "sandbox__load_snapshot",
+        "sandbox__read_file",
+        "sandbox__write_file",
+        "sandbox__exec",
     ]
-    uses = [m["content"][-1]["input"] for m in messages if m["role"] == "assistant"]
-    assert uses[2]["kind"] == "claim"
+    uses = uses_of(messages)
+    assert uses[2]["kind"] == "claim" and "top_confident" in uses[2]["body"]  # the reweighting direction
     assert uses[4]["command"].startswith("python -m servers.w2s.runner --task wordnet-living --entry method.py:method")
-    result_post = uses[9]
-    assert result_post["kind"] == "result" and result_post["snapshot"] and result_post["submission"].startswith("sub_")
-    assert "PGR 0.50" in result_post["title"]
-    assert "0.61" in uses[11]["body"]
-    assert read_knobs(uses[3]["content"]) == Knobs(coef=0.5, keep=0.7)  # the reweighting family
+    assert read_knobs(uses[3]["content"]) == Knobs(base="top_confident")
+    finding = uses[8]
+    assert finding["kind"] == "finding" and "submission" not in finding and "library method" in finding["body"]
+    snapshot = finding["snapshot"]
+    assert uses[10] == {"snapshot": snapshot}
+    refined = read_knobs(uses[12]["content"])
+    assert refined == Knobs(base="top_confident", mix=0.5)
+    assert uses[16]["based_on"] == snapshot
+    result_post = uses[18]
+    assert result_post["kind"] == "result" and result_post["submission"].startswith("sub_")
+    assert "PGR 0.50" in result_post["title"] and read_described(result_post["title"]) == refined
+    assert "0.61" in uses[20]["body"]
 
 
-def test_the_researcher_builds_on_the_best_posted_result() -> None:
-    best = {"id": 3, "kind": "result", "author": "bob", "title": "x: validation PGR 0.90", "snapshot": "ab" * 20}
-    worse = {"id": 4, "kind": "result", "author": "cy", "title": "y: validation PGR 0.20", "snapshot": "cd" * 20}
-    messages = drive(7, honest_servers([best, worse]))
-    assert calls(messages)[3:7] == [
+def test_the_researcher_builds_on_the_best_posted_result_and_combines_it_with_another_method() -> None:
+    best = {
+        "id": 3,
+        "kind": "result",
+        "author": "bob",
+        "snapshot": "ab" * 20,
+        "submission": "sub_1",
+        "title": f"{Knobs(base='weak_views', mix=0.5, coef=0.7, k=5).describe()}: validation PGR 0.90",
+    }
+    worse = {"id": 4, "kind": "finding", "author": "cy", "title": "BASE=bootstrap: validation PGR 0.20",
+             "snapshot": "cd" * 20}  # fmt: skip
+    messages = drive(14, honest_servers([best, worse]))
+    assert calls(messages)[9:14] == [
+        "forum__feed",
         "sandbox__load_snapshot",
         "sandbox__read_file",
         "forum__vote",
         "sandbox__write_file",
     ]
-    uses = [m["content"][-1]["input"] for m in messages if m["role"] == "assistant"]
-    assert uses[3] == {"snapshot": "ab" * 20}
-    assert uses[5] == {"post_id": 3, "value": 1}
-    written = read_knobs(uses[6]["content"])
-    assert written is not None and written != Knobs(coef=0.7, k=5)  # one knob of bob's method varied
-    assert sum(a != b for a, b in zip(vars(written).values(), vars(Knobs(coef=0.7, k=5)).values(), strict=True)) == 1
+    uses = uses_of(messages)
+    assert uses[10] == {"snapshot": "ab" * 20}
+    assert uses[12] == {"post_id": 3, "value": 1}
+    # bob's knobs with the library method of the best result of another method (its own top_confident, 0.50)
+    assert read_knobs(uses[13]["content"]) == Knobs(base="top_confident", mix=0.5, coef=0.7, k=5)
+
+
+def test_a_refinement_moves_one_knob_and_a_library_method_is_refined_first() -> None:
+    rng = random.Random(0)
+    start = Knobs(base="noisy_channel")
+    refined, change = vary(start, rng)
+    assert refined == Knobs(base="noisy_channel", mix=0.5) and "MIX" in change
+    for _ in range(20):
+        varied, _ = vary(refined, rng)
+        assert sum(a != b for a, b in zip(vars(varied).values(), vars(refined).values(), strict=True)) == 1
+
+
+def test_the_nine_directions_of_the_default_team_start_from_nine_different_library_methods() -> None:
+    manifest = tomllib.loads((PROJECT_ROOT / "manifests" / "runs" / "nine.toml").read_text())
+    starts = {start_for(agent["direction"], agent["name"]) for agent in manifest["agents"]}
+    assert starts == set(LIBRARY) and len(starts) == 9 and starts <= set(BASELINES)
 
 
 def test_the_researcher_skips_the_steps_whose_tools_it_is_not_offered() -> None:
@@ -128,7 +193,7 @@ def test_the_researcher_skips_the_steps_whose_tools_it_is_not_offered() -> None:
 
 
 def test_the_researcher_carries_on_after_its_conversation_is_compacted() -> None:
-    messages = drive(9, honest_servers())
+    messages = drive(8, honest_servers())
     full_next = respond("ada", {"messages": messages, "tools": ALL_TOOLS})
     summary, stop = respond("ada", {"messages": next(summary_requests(messages)), "tools": ALL_TOOLS})
     assert stop == "end_turn" and MEMORY_MARK in summary[0]["text"]

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from client.manifest import ToolCatalogue
+from client.run_manifest import ToolCatalogue
 
 from client.console.front import FrontDoor, ServerLinks, ToolRefused
 from client.servers import LaunchedServers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -26,3 +27,8 @@ def test_the_baseline_table_ranks_the_confidence_loss_above_plain_cross_entropy(
             pgr[match[1]] = float(match[2])
     assert set(pgr) == {"plain_ce", "aux_confidence"}, result.stdout
     assert pgr["aux_confidence"] > pgr["plain_ce"] > 0
+    # the research brief's numbers (servers/pgr/baselines.json) are this command's
+    stored = json.loads((Path(__file__).parents[2] / "servers" / "pgr" / "baselines.json").read_text())
+    for record in stored:
+        if record["task"] == "wordnet-living" and record["control"] == "none" and record["method"] in pgr:
+            assert abs(record["pgr"]["mean"] - pgr[record["method"]]) <= 0.006, record["method"]

@@ -3,10 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from servers.w2s.evaluate import evaluate
 from servers.w2s.methods import BASELINES, aux_confidence, plain_ce
-from servers.w2s.tasks import Task
+from servers.w2s.tasks import Task, load_task
 
 
 def _mean_pgr(results: list) -> float:
@@ -33,3 +34,11 @@ def test_every_baseline_returns_a_prediction_for_each_evaluation_text(living: Ta
     for method in BASELINES.values():
         [result] = evaluate(living, method, [0], split="validation", cache_dir=w2s_cache)
         assert 0.5 < result.acc_w2s <= 1.0
+
+
+@pytest.mark.timeout(1200)  # a second task's features on a cold cache
+def test_on_the_hard_pack_imitation_recovers_little_and_the_confidence_loss_much_more(w2s_cache: Path) -> None:
+    task = load_task("wordnet-food-substance")
+    plain = _mean_pgr(evaluate(task, plain_ce, range(5), cache_dir=w2s_cache))
+    aux = _mean_pgr(evaluate(task, aux_confidence, range(5), cache_dir=w2s_cache))
+    assert plain < 0.2 and aux > plain + 0.5, (plain, aux)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_shipped_packs_load_balanced_and_without_duplicate_texts() -> None:
-    assert {"wordnet-living", "wordnet-act-state", "negation"} <= set(list_tasks())
+    assert {"wordnet-living", "wordnet-act-state", "wordnet-food-substance", "negation"} <= set(list_tasks())
     for name in list_tasks():
         task = load_task(name)
         assert len(task.texts) == len(set(task.texts)) >= 5000
@@ -21,7 +21,7 @@ def test_the_shipped_packs_load_balanced_and_without_duplicate_texts() -> None:
 
 
 def test_wordnet_derived_packs_carry_the_wordnet_licence() -> None:
-    for name in ("wordnet-living", "wordnet-act-state"):
+    for name in ("wordnet-living", "wordnet-act-state", "wordnet-food-substance"):
         licence = (default_tasks_root() / name / "WORDNET-LICENSE").read_text()
         assert "WordNet 3.0 Copyright 2006 by Princeton University" in licence
 

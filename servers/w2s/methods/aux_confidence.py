@@ -11,6 +11,8 @@ from servers.w2s.api import MethodInput
 from servers.w2s.heads import fit_predict
 from servers.w2s.losses import aux_confidence_loss
 
+PAPER = "Burns et al. 2023, Weak-to-Strong Generalization, arXiv:2312.09390 (section 4.3.2)"
+
 COEF = 0.5
 WARMUP = 0.1
 

@@ -6,6 +6,8 @@ import torch
 
 from servers.w2s.api import MethodInput, finetunes
 
+PAPER = "Burns et al. 2023, Weak-to-Strong Generalization, arXiv:2312.09390 (naive fine-tuning)"
+
 
 @finetunes
 def finetune_ce(inp: MethodInput) -> torch.Tensor:

@@ -12,6 +12,8 @@ import torch
 from servers.w2s.api import MethodInput
 from servers.w2s.heads import fit_predict
 
+PAPER = "Bahri, Jiang and Gupta 2020, Deep k-NN for Noisy Labels, ICML"
+
 K = 15
 
 

@@ -7,13 +7,20 @@ import torch
 from servers.w2s.api import MethodInput
 from servers.w2s.heads import fit_predict
 
+PAPER = "Northcutt et al. 2021, Confident Learning, JAIR 70 (pruning the least trusted labels)"
+
 KEEP = 0.5
+
+
+def confident_rows(weak_soft_labels: torch.Tensor, keep: float) -> torch.Tensor:
+    """Indices of the ``keep`` share of rows with the largest |P(1) - 0.5| (at least one)."""
+    confidence = (weak_soft_labels[:, 1] - 0.5).abs()
+    return torch.argsort(confidence, descending=True, stable=True)[: max(1, round(keep * len(confidence)))]
 
 
 def top_confident(inp: MethodInput) -> torch.Tensor:
     """Plain cross-entropy on the half of train with the largest |P(1) - 0.5| under the weak model."""
-    confidence = (inp.weak_soft_labels[:, 1] - 0.5).abs()
-    keep = torch.argsort(confidence, descending=True, stable=True)[: max(1, round(KEEP * len(confidence)))]
+    keep = confident_rows(inp.weak_soft_labels, KEEP)
     strong = inp.strong
     return fit_predict(
         strong.train_features[keep],
