@@ -6,6 +6,9 @@ preference it ends with came from the targets.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -13,6 +16,18 @@ from servers.w2s.api import HeadRecipe
 from servers.w2s.losses import LossFn, soft_cross_entropy
 
 __all__ = ["fit_predict", "predict_proba", "train_linear_head"]
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread: a head's ops are tiny, and on a busy machine a second OpenMP thread
+    waiting for a core made training 8-12x slower (6 s against 50-76 s for 1,500 steps, bench/README.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def train_linear_head(
@@ -37,15 +52,16 @@ def train_linear_head(
     steps_per_epoch = max(1, -(-n // recipe.batch_size))
     total = recipe.epochs * steps_per_epoch
     step = 0
-    for _ in range(recipe.epochs):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, recipe.batch_size):
-            batch = order[start : start + recipe.batch_size]
-            value = loss(head(x[batch]), y[batch], step / total)
-            optimiser.zero_grad()
-            value.backward()
-            optimiser.step()
-            step += 1
+    with _one_thread():
+        for _ in range(recipe.epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, recipe.batch_size):
+                batch = order[start : start + recipe.batch_size]
+                value = loss(head(x[batch]), y[batch], step / total)
+                optimiser.zero_grad()
+                value.backward()
+                optimiser.step()
+                step += 1
     return head
 
 
