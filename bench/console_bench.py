@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from client.console.app import create_console  # noqa: E402
-from client.console.records import FollowedRecord  # noqa: E402
-from client.console.run import RunView  # noqa: E402
-from client.console.serve import ConsoleOptions, console_running  # noqa: E402
-from client.record import AgentLog, RunDir  # noqa: E402
+from client.console.app import create_console
+from client.console.records import FollowedRecord
+from client.console.run import RunView
+from client.console.serve import ConsoleOptions, console_running
+from client.record import AgentLog, RunDir
 
 TEXT = "Validation PGR 0.47 on wordnet-living with the confidence loss; trying COEF=0.4 next. " * 4
 

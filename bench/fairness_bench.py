@@ -43,9 +43,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_bench import HOSTILE  # noqa: E402
-from bench.servers_bench import seed_forum, words  # noqa: E402
-from tests.support import HttpServer  # noqa: E402
+from bench.search_bench import HOSTILE
+from bench.servers_bench import seed_forum, words
+from tests.support import HttpServer
 
 RESEARCHERS = [f"researcher-{n}" for n in range(8)]
 """Not the seeded posts' authors: those posts, just written, would count toward the post limits."""

@@ -22,9 +22,9 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servers import catalog  # noqa: E402
-from servers.kit.settings import Settings  # noqa: E402
-from servers.storage.store import open_repository  # noqa: E402
+from servers import catalog
+from servers.kit.settings import Settings
+from servers.storage.store import open_repository
 
 METHOD = "from servers.w2s.methods.aux_confidence import aux_confidence as method\n"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servers.sandbox import Sandbox, SandboxConfig, SandboxLimits  # noqa: E402
+from servers.sandbox import Sandbox, SandboxConfig, SandboxLimits
 
 EXEC_RUNS = 40
 BOX_RUNS = 10
@@ -156,7 +156,7 @@ def _print_table(results: dict[str, object]) -> None:
     print(f"\n{'concurrent jobs':>16}{'succeeded':>11}{'start spread s':>16}{'wall s':>8}{'sustained':>11}")
     for row in results["concurrent_jobs"]:  # type: ignore[union-attr]
         print(
-            f"{row['jobs']:>16}{row['succeeded']:>11}{row['all_started_within_s']:>16}{row['wall_s']:>8}{str(row['sustained']):>11}"
+            f"{row['jobs']:>16}{row['succeeded']:>11}{row['all_started_within_s']:>16}{row['wall_s']:>8}{row['sustained']!s:>11}"
         )
 
 

@@ -134,9 +134,11 @@ class HttpServer:
     @contextlib.asynccontextmanager
     async def client(self, server: str, agent: str | None = None, *, token: str | None = None) -> AsyncIterator[Client]:
         headers = {"Authorization": f"Bearer {token or self.token(agent or 'alice')}"}
-        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
-            async with Client(streamable_http_client(self.url(server), http_client=http)) as client:
-                yield client
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(self.url(server), http_client=http)) as client,
+        ):
+            yield client
 
 
 @contextlib.contextmanager

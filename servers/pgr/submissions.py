@@ -12,6 +12,7 @@ one failure category: never the method's output, which may carry hidden test tex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -96,10 +97,8 @@ class SubmissionWorker:
             submission = await self._store.next_queued()
             if submission is None:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=5)
-                except TimeoutError:
-                    pass
                 continue
             try:
                 await self.run(submission)

@@ -61,9 +61,7 @@ class Box:
         asyncio.get_running_loop().add_reader(control.fileno(), self._receive)
 
     @classmethod
-    async def start(
-        cls, agent: str, workspace: Path, isolation: Isolation, cgroups: CgroupRoot | None
-    ) -> Box:
+    async def start(cls, agent: str, workspace: Path, isolation: Isolation, cgroups: CgroupRoot | None) -> Box:
         """Start the box of `agent` over `workspace` and wait until its init answers."""
         cgroup = cgroups.create_agent(agent) if cgroups else None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

@@ -73,7 +73,7 @@ class Init:
         if not data:
             return False
         try:
-            request = marshal.loads(data)
+            request = marshal.loads(data)  # noqa: S302 written by the sandbox server, the box's only peer
             if request["op"] == "run":
                 self.run(request["id"], fds, request["cgroups"])
             elif request["op"] == "signal":
@@ -95,7 +95,8 @@ class Init:
         under the command's wall-clock limit all the same."""
         spec_fd, stdout, stderr, *cgroup_fds = fds
         run_cgroups, home_cgroups = cgroup_fds[:cgroups], cgroup_fds[cgroups:]
-        spec = marshal.loads(os.pread(spec_fd, os.fstat(spec_fd).st_size, 0))
+        spec_bytes = os.pread(spec_fd, os.fstat(spec_fd).st_size, 0)
+        spec = marshal.loads(spec_bytes)  # noqa: S302 the server's own spec, in a memfd it made
         cpu = [limit for limit in spec["rlimits"] if limit[0] == resource.RLIMIT_CPU]
         try:
             for number, soft, hard in spec["rlimits"]:
@@ -187,7 +188,7 @@ def _go_home(home_cgroups: list[int]) -> None:
 
 
 def _kill_group(pid: int, signum: int) -> None:
-    with _suppress():
+    with _SuppressOSError():
         os.killpg(pid, signum)
 
 
@@ -195,11 +196,11 @@ def _kill_everyone_else() -> None:
     """With no command running, whatever else lives in the namespace is a leftover daemon: kill it."""
     for name in os.listdir("/proc"):
         if name.isdigit() and name != "1":
-            with _suppress():
+            with _SuppressOSError():
                 os.kill(int(name), _signal.SIGKILL)
 
 
-class _suppress:
+class _SuppressOSError:
     def __enter__(self) -> None:
         return None
 
@@ -231,7 +232,7 @@ def main() -> None:
     os.set_inheritable(control.fileno(), False)
     for name in os.listdir("/proc/self/fd"):
         if int(name) > 2:
-            with _suppress():
+            with _SuppressOSError():
                 os.set_inheritable(int(name), False)  # what bubblewrap left open stays out of commands
     control.send(b'{"ready": true}')
     Init(control).serve()

@@ -150,7 +150,7 @@ class Isolation:
         config = self._config
         uid = str(config.sandbox_uid)
         tmp_bytes = str(config.limits.tmp_mib * MIB)
-        args = [
+        return [
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
@@ -170,7 +170,7 @@ class Isolation:
             "--size",
             tmp_bytes,
             "--tmpfs",
-            "/tmp",
+            "/tmp",  # noqa: S108 a fresh tmpfs inside the box's own mount namespace
             *self._view,
             *self._api_binds(),
             *self._mount_binds(),
@@ -195,7 +195,7 @@ class Isolation:
             "--size",
             tmp_bytes,
             "--tmpfs",
-            "/dev/shm",
+            "/dev/shm",  # noqa: S108 a fresh tmpfs inside the box's own mount namespace
             *self._gpus.bind_args(),
             "--bind",
             str(workspace),
@@ -205,7 +205,6 @@ class Isolation:
             "--chdir",
             WORKSPACE,
         ]
-        return args
 
     def _env(self, gpu: str | None, home: str) -> dict[str, str]:
         bins = [f"{path}/bin" for path in reversed(self._config.python_paths)]
@@ -215,7 +214,7 @@ class Isolation:
             "USER": USER,
             "LOGNAME": USER,
             "LANG": "C.UTF-8",
-            "TMPDIR": "/tmp",
+            "TMPDIR": "/tmp",  # noqa: S108 the box's private tmpfs
             "PYTHONPATH": API_DIR,
             "PYTHONUNBUFFERED": "1",
             "HF_HUB_OFFLINE": "1",

@@ -59,7 +59,7 @@ def make_splits(labels: np.ndarray, fractions: SplitFractions, seed: int) -> Spl
     parts: list[list[np.ndarray]] = [[], [], [], []]
     for label in np.unique(labels):
         rows = test_rng.permutation(np.flatnonzero(labels == label))
-        n_test = int(round(fractions.test * len(rows)))
+        n_test = round(fractions.test * len(rows))
         others = seed_rng.permutation(np.sort(rows[n_test:]))
         cuts = np.round(cumulative * len(others)).astype(int)
         for part, chunk in zip(parts, [*np.split(others, cuts), rows[:n_test]], strict=True):

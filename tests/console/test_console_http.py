@@ -76,7 +76,7 @@ async def test_loopback_refuses_a_foreign_host_header(tmp_path: Path) -> None:
 async def test_off_loopback_every_request_needs_an_operator_token(tmp_path: Path) -> None:
     view = RunView(await make_run(tmp_path))
     lines: list[str] = []
-    options = ConsoleOptions(host="0.0.0.0", port=0, operators=["ada", "grace"])
+    options = ConsoleOptions(host="0.0.0.0", port=0, operators=["ada", "grace"])  # noqa: S104 the case under test
     async with console_running(lambda access: create_console(view, access), options, lines.append) as port:
         base = f"http://127.0.0.1:{port}"
         assert len(lines) == 2 and all("?token=" in line for line in lines)

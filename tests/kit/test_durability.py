@@ -57,7 +57,7 @@ async def test_nine_concurrent_clients_lose_no_write(http_server: HttpServer) ->
     for agent in AGENTS:
         http_server.token(agent)
     acknowledged = await _write_from_nine_agents(http_server)
-    assert _stored_posts(http_server.data_dir) == {agent: POSTS_EACH for agent in AGENTS}
+    assert _stored_posts(http_server.data_dir) == dict.fromkeys(AGENTS, POSTS_EACH)
     for agent in AGENTS:
         assert _branch_log(http_server.data_dir, agent) == list(reversed(acknowledged[agent]))
     assert "database is locked" not in http_server.log()

@@ -100,7 +100,7 @@ def method(inp):
     if os.listdir(get_model_path()):
         return inp.strong.fine_tune(inp.train_texts, inp.weak_soft_labels, inp.eval_texts)
     return inp.strong.fine_tune(inp.train_texts, inp.weak_soft_labels, inp.eval_texts)
-"""
+"""  # noqa: S105 a method's source, not a password
 
 
 def _on_grid(value: float | None) -> bool:

@@ -25,7 +25,7 @@ async def test_job_logs_count_toward_the_disk_quota_and_deleting_the_job_frees_i
         info = await service.wait_job("alice", flood, timeout=30)
         assert info.state is JobState.FAILED and info.limit_hit == Limit.WORKSPACE_SIZE.value, info
         assert "disk quota 2 MiB" in (info.error or "") and "job logs" in (info.error or "")
-        with pytest.raises(QuotaError, match="disk quota of 2 MiB is used up.*delete_job.*last 50 finished jobs"):
+        with pytest.raises(QuotaError, match=r"disk quota of 2 MiB is used up.*delete_job.*last 50 finished jobs"):
             await service.start_job("alice", "next", "true")
         with pytest.raises(QuotaError, match="disk quota of 2 MiB"):
             await service.write_file("alice", "notes.txt", "x")
