@@ -154,7 +154,7 @@ def _print_table(results: dict[str, object]) -> None:
         print(f"{label:<36}{row['p50_ms']:>10}{row['p90_ms']:>10}")
     print(f"{'exec overhead added at p50':<36}{exec_['added_p50_ms']:>10}")  # type: ignore[index]
     print(f"\n{'concurrent jobs':>16}{'succeeded':>11}{'start spread s':>16}{'wall s':>8}{'sustained':>11}")
-    for row in results["concurrent_jobs"]:  # type: ignore[union-attr]
+    for row in results["concurrent_jobs"]:
         print(
             f"{row['jobs']:>16}{row['succeeded']:>11}{row['all_started_within_s']:>16}{row['wall_s']:>8}{row['sustained']!s:>11}"
         )

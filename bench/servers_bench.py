@@ -143,7 +143,7 @@ async def run(calls: int, seed_posts: int) -> list[dict[str, Any]]:
 
                 for server, name, operation in OPERATIONS:
                     if hasattr(read_file, "snapshot"):
-                        del read_file.snapshot  # type: ignore[attr-defined]
+                        del read_file.snapshot
                     stats = await measure(connect, server, calls, operation)
                     rows.append({"transport": transport, "tool": f"{server}.{name}", **stats})
                     print(

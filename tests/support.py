@@ -58,8 +58,8 @@ async def pgr_ready(client: Client, timeout: float = 900) -> dict[str, Any]:
     while True:
         info = await client.call_tool("task_info", {})
         assert not info.is_error, info.content
-        if info.structured_content["ready"]:  # type: ignore[index]
-            return info.structured_content  # type: ignore[return-value]
+        if info.structured_content["ready"]:
+            return info.structured_content
         assert time.monotonic() < deadline, f"the PGR server did not get ready: {info.structured_content}"
         await asyncio.sleep(0.5)
 

@@ -104,7 +104,7 @@ class TaskBench:
         """Torch work, one at a time, off the event loop."""
         async with self._lock:
             self._current = asyncio.ensure_future(asyncio.to_thread(function, *args))
-            return await asyncio.shield(self._current)  # type: ignore[no-any-return]
+            return await asyncio.shield(self._current)
 
     async def drain(self) -> None:
         """Wait for work already on its thread (a cancelled caller does not stop the thread)."""

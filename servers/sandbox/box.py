@@ -26,6 +26,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any, TypeVar
 
 from servers.sandbox.cgroups import AgentCgroup, CgroupRoot
 from servers.sandbox.isolation import CommandSpec, Isolation
@@ -275,12 +276,15 @@ def _memfd(content: bytes) -> int:
     return fd
 
 
-def _settle(future: asyncio.Future[object] | None, value: object) -> None:
+T = TypeVar("T")
+
+
+def _settle(future: asyncio.Future[T] | None, value: T) -> None:
     if future is not None and not future.done():
         future.set_result(value)
 
 
-def _fail(future: asyncio.Future[object] | None, error: BaseException) -> None:
+def _fail(future: asyncio.Future[Any] | None, error: BaseException) -> None:
     if future is not None and not future.done():
         future.set_exception(error)
         future.exception()  # retrieved: nobody may be waiting on it any more

@@ -24,7 +24,7 @@ command is left every other process in the namespace (a daemon that left the gro
 from __future__ import annotations
 
 import _ctypes
-import _signal
+import _signal  # type: ignore[import-not-found]  # a C module without a stub; `signal` costs more to import
 import _socket
 import marshal
 import os
@@ -51,7 +51,8 @@ class Init:
     def serve(self) -> None:
         while True:
             pidfds = {pidfd: pid for pid, (_, pidfd) in self.running.items()}
-            ready, _, _ = select.select([self.control, *pidfds], [], [], REAP_EVERY_S)
+            watched: list[_socket.socket | int] = [self.control, *pidfds]
+            ready, _, _ = select.select(watched, [], [], REAP_EVERY_S)
             if self.control in ready and not self.receive():
                 return
             self.reap()
@@ -211,7 +212,7 @@ class _SuppressOSError:
 def _prctl() -> _ctypes.CFuncPtr:
     """libc's prctl through _ctypes alone (the ctypes package costs more to import than the rest of the init)."""
 
-    class Int(_ctypes._SimpleCData):
+    class Int(_ctypes._SimpleCData):  # type: ignore[type-arg]  # generic only in the stubs, not at run time
         _type_ = "i"
 
     class Function(_ctypes.CFuncPtr):
@@ -219,9 +220,9 @@ def _prctl() -> _ctypes.CFuncPtr:
         _restype_ = Int
 
     class Libc:
-        _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+        _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # None (the process itself) is valid
 
-    return Function(("prctl", Libc()))
+    return Function(("prctl", Libc()))  # type: ignore[arg-type]  # any object with a _handle serves as the library
 
 
 def main() -> None:

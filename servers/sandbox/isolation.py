@@ -96,6 +96,7 @@ class Isolation:
             return
         probe_dir = self._config.root / "probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
+        assert self._bwrap is not None  # found at start whenever isolation is on
         argv = [self._bwrap, *self._bwrap_args(probe_dir), "--", "/bin/true"]
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -120,6 +121,7 @@ class Isolation:
             logger.warning("UNSAFE: the box of %s runs unisolated (unsafe_no_isolation=True)", workspace)
             argv = [*prefix, *init, str(INIT_SOURCE), str(control_fd)]
             return Launch(argv, str(workspace), {}, (control_fd,), (), binds)
+        assert self._bwrap is not None  # found at start whenever isolation is on
         args_fd = _memfd("\0".join([*self._bwrap_args(workspace), "--as-pid-1", ""]))
         bwrap = [self._bwrap, "--args", str(args_fd), "--", *init, INIT_PATH, str(control_fd)]
         return Launch([*prefix, *bwrap], "/", {}, (control_fd, args_fd), (args_fd,), binds)

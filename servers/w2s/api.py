@@ -106,7 +106,7 @@ class _NoModelAccess:
     embed = fine_tune = _refuse
 
 
-NO_MODEL_ACCESS: StrongBackend = _NoModelAccess()  # type: ignore[assignment]
+NO_MODEL_ACCESS: StrongBackend = _NoModelAccess()
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

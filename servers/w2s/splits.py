@@ -48,7 +48,8 @@ class Splits:
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in SPLIT_NAMES:
             raise KeyError(f"unknown split {name!r}; expected one of {SPLIT_NAMES}")
-        return getattr(self, name)
+        split: np.ndarray = getattr(self, name)
+        return split
 
 
 def make_splits(labels: np.ndarray, fractions: SplitFractions, seed: int) -> Splits:

@@ -9,9 +9,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from client.manifest import ToolCatalogue
 
 from client.console.front import FrontDoor, ServerLinks, ToolRefused
+from client.run_manifest import ToolCatalogue
 from client.servers import LaunchedServers
 from servers.kit import manifest as server_manifests
 from servers.kit.database import ReadOnlyFile

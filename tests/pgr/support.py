@@ -34,7 +34,7 @@ async def save(
 async def submit(client: Client, snapshot: str, entry_point: str = "method.py:method") -> dict[str, Any]:
     submitted = await client.call_tool("submit", {"snapshot": snapshot, "entry_point": entry_point})
     assert not submitted.is_error, submitted.content
-    return submitted.structured_content  # type: ignore[return-value]
+    return submitted.structured_content
 
 
 async def wait(client: Client, submission_id: str, timeout: float = 900) -> dict[str, Any]:

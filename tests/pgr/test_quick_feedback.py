@@ -31,7 +31,7 @@ def _validation_labels() -> np.ndarray:
 
 async def _ask(client: Client, predictions: str) -> dict | str:
     result = await client.call_tool("evaluate_predictions", {"task": TASK, "predictions": predictions})
-    return error_text(result) if result.is_error else result.structured_content  # type: ignore[return-value]
+    return error_text(result) if result.is_error else result.structured_content
 
 
 def _flip(text: str, rows: list[int]) -> str:
