@@ -81,7 +81,7 @@ async def main(events: int) -> None:
             await asyncio.to_thread(lambda: urllib.request.urlopen(url).read())
             print(f"HTTP transcript, first open:      {(time.perf_counter() - started) * 1000:8.0f} ms")
             for page in ("", "?page=1", f"?page={record.pages() // 2}"):
-                seconds = await asyncio.to_thread(timed, lambda p=page: urllib.request.urlopen(url + p).read())
+                seconds = await asyncio.to_thread(timed, lambda p=page: urllib.request.urlopen(url + p).read())  # type: ignore[misc]  # mypy cannot type a lambda whose default binds the loop variable
                 print(f"HTTP transcript {page or '(latest page)':<17} {seconds * 1000:8.1f} ms")
         log.close()
 

@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ CPU_COMMAND = "python3 -c 'sum(range(3_000_000))'"
 """A researcher's CPU-bound command (about 0.1 s of CPU on a quiet core)."""
 POST_EVERY = 3
 """A researcher posts every third round, well inside the per-agent post limit of the defaults."""
-Attack = Callable[["Agent"], Awaitable[None]]
+Attack = Callable[["Agent"], Coroutine[Any, Any, None]]
 
 
 class RefusedError(Exception):

@@ -25,8 +25,8 @@ from servers.pgr.models import SubmissionRecord
 from servers.pgr.store import PgrStore
 from servers.pgr.testbed import RunRef, RunScore, TaskBench, run_outcomes
 from servers.pgr.verdict import Margins, judge
-from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
+from servers.sandbox.models import JobState
 from servers.sandbox.store import Sandbox
 from servers.storage.store import SnapshotRepository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode

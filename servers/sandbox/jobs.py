@@ -249,6 +249,7 @@ class JobManager:
             outcome = Outcome(None, None, "the sandbox service failed to run the job", False, 0.0)
         finally:
             log.close()
+        error: str | None
         if self._closing:
             state, error = JobState.LOST, LOST_MESSAGE
         elif outcome.cancelled:

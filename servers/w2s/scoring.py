@@ -15,7 +15,9 @@ MIN_GAP = 0.02
 
 def to_labels(prediction: Prediction, n: int) -> np.ndarray:
     """Hard labels from probabilities (n, 2) or labels (n,); raises ValueError on anything else."""
-    array = prediction.detach().cpu().numpy() if isinstance(prediction, torch.Tensor) else np.asarray(prediction)
+    array: np.ndarray = (
+        prediction.detach().cpu().numpy() if isinstance(prediction, torch.Tensor) else np.asarray(prediction)
+    )
     if array.shape == (n, 2):
         if not np.isfinite(array).all():
             raise ValueError("probabilities contain NaN or infinity")

@@ -254,11 +254,12 @@ def _plan(agent: str, turn: int, fault: str | None, huge_chars: int) -> list[tup
         return [("sandbox__write_file", {"path": "huge.txt", "content": "x" * huge_chars})]
     if turn % 5 == 4:
         return [("forum__feed", {}), ("sandbox__read_file", {"path": "notes.md"})]
-    return [
+    plans: list[list[tuple[str, dict[str, Any]]]] = [
         [("forum__feed", {})],
         [("sandbox__write_file", {"path": "notes.md", "content": f"{agent} notes after turn {turn}\n"})],
         [("sandbox__read_file", {"path": "notes.md"})],
-    ][turn % 3]
+    ]
+    return plans[turn % 3]
 
 
 def _use(name: str, arguments: dict[str, Any]) -> dict[str, Any]:

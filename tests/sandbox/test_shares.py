@@ -11,8 +11,8 @@ import pytest
 
 from servers.sandbox import Sandbox, SandboxConfig
 from servers.sandbox.errors import NotFoundError, QuotaError, ToolInputError
-from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
+from servers.sandbox.models import JobState
 from tests.sandbox.support import with_limits
 
 pytestmark = pytest.mark.anyio
