@@ -4,6 +4,7 @@ killed with -9 lists its finished jobs afterwards and marks the running ones los
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -17,7 +18,7 @@ async def _wait_for_state(server: HttpServer, job_id: str, states: set[str], tim
     with anyio.fail_after(timeout):
         while True:
             async with server.client("sandbox", "alice") as client:
-                job = (await client.call_tool("job_status", {"job_id": job_id})).structured_content
+                job: dict[str, Any] = (await client.call_tool("job_status", {"job_id": job_id})).structured_content
             if job["state"] in states:
                 return job
             await anyio.sleep(0.2)

@@ -71,7 +71,8 @@ async def test_list_files_comes_in_pages(config: SandboxConfig) -> None:
     service = await Sandbox.open(with_limits(config, list_max_entries=10))
     try:
         await service.exec("alice", "mkdir -p d/e && for i in $(seq 11 34); do : > d/f$i; done; : > d/e/inner")
-        pages, offset = [], 0
+        pages: list[list[str]] = []
+        offset: int | None = 0
         while offset is not None:
             page = await service.list_files("alice", "d", recursive=True, offset=offset, limit=50)
             assert len(page.entries) <= 10  # capped by list_max_entries
