@@ -59,7 +59,8 @@ async def pgr_ready(client: Client, timeout: float = 900) -> dict[str, Any]:
         info = await client.call_tool("task_info", {})
         assert not info.is_error, info.content
         if info.structured_content["ready"]:
-            return info.structured_content
+            ready: dict[str, Any] = info.structured_content
+            return ready
         assert time.monotonic() < deadline, f"the PGR server did not get ready: {info.structured_content}"
         await asyncio.sleep(0.5)
 

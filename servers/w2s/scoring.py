@@ -21,7 +21,8 @@ def to_labels(prediction: Prediction, n: int) -> np.ndarray:
     if array.shape == (n, 2):
         if not np.isfinite(array).all():
             raise ValueError("probabilities contain NaN or infinity")
-        return array.argmax(axis=1)
+        labels: np.ndarray = array.argmax(axis=1)
+        return labels
     if array.shape == (n,):
         if not np.isin(array, (0, 1)).all():
             raise ValueError("hard labels must all be 0 or 1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -20,7 +21,7 @@ from tests.support import memory_client
 pytestmark = pytest.mark.anyio
 
 
-def _rows(path: Path, sql: str) -> list[tuple]:
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as connection:
         return connection.execute(sql).fetchall()
 
@@ -255,7 +256,7 @@ async def test_the_integrity_page_counts_the_limits_servers_refused_calls_at(tmp
     refusals: list[tuple[str, str, dict[str, object], str]] = []
     async with memory_client("forum", servers, "beta", forum_posts_per_minute=1) as forum:
         for number in range(4):
-            arguments = {"title": f"flood {number}", "body": "x", "kind": "note"}
+            arguments: dict[str, object] = {"title": f"flood {number}", "body": "x", "kind": "note"}
             result = await forum.call_tool("post", arguments)
             if result.is_error:
                 refusals.append(("beta", "forum__post", arguments, result.content[0].text))  # type: ignore[union-attr]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mcp import Client
 
 from tests.support import memory_client
 
 pytestmark = pytest.mark.anyio
 
 
-async def _post(client, **fields):  # type: ignore[no-untyped-def]
+async def _post(client: Client, **fields: Any) -> dict[str, Any]:
     result = await client.call_tool("post", {"kind": "finding", "body": "body", **fields})
     assert not result.is_error, result.content
-    return result.structured_content
+    post: dict[str, Any] = result.structured_content
+    return post
 
 
 async def test_the_feed_returns_only_what_is_new_since_the_cursor(data_dir: Path) -> None:
