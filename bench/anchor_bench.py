@@ -39,9 +39,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.servers_bench import WORDS, seed_forum, words  # noqa: E402
-from bench.wire_bench import PROTOCOL_VERSION, Connection, Session, create_tokens, open_sessions  # noqa: E402
-from tests.support import AAR, free_port, server_env  # noqa: E402
+from bench.servers_bench import WORDS, seed_forum, words
+from bench.wire_bench import PROTOCOL_VERSION, Connection, Session, create_tokens, open_sessions
+from tests.support import AAR, free_port, server_env
 
 COMMON_WORD = WORDS[0]
 RARE_WORD = WORDS[5_000]

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from client.console.app import create_console  # noqa: E402
-from client.console.records import FollowedRecord  # noqa: E402
-from client.console.run import RunView  # noqa: E402
-from client.console.serve import ConsoleOptions, console_running  # noqa: E402
-from client.record import AgentLog, RunDir  # noqa: E402
+from client.console.app import create_console
+from client.console.records import FollowedRecord
+from client.console.run import RunView
+from client.console.serve import ConsoleOptions, console_running
+from client.record import AgentLog, RunDir
 
 TEXT = "Validation PGR 0.47 on wordnet-living with the confidence loss; trying COEF=0.4 next. " * 4
 
@@ -81,7 +81,7 @@ async def main(events: int) -> None:
             await asyncio.to_thread(lambda: urllib.request.urlopen(url).read())
             print(f"HTTP transcript, first open:      {(time.perf_counter() - started) * 1000:8.0f} ms")
             for page in ("", "?page=1", f"?page={record.pages() // 2}"):
-                seconds = await asyncio.to_thread(timed, lambda p=page: urllib.request.urlopen(url + p).read())
+                seconds = await asyncio.to_thread(timed, lambda p=page: urllib.request.urlopen(url + p).read())  # type: ignore[misc]  # mypy cannot type a lambda whose default binds the loop variable
                 print(f"HTTP transcript {page or '(latest page)':<17} {seconds * 1000:8.1f} ms")
         log.close()
 

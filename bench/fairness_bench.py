@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.search_bench import HOSTILE  # noqa: E402
-from bench.servers_bench import seed_forum, words  # noqa: E402
-from tests.support import HttpServer  # noqa: E402
+from bench.search_bench import HOSTILE
+from bench.servers_bench import seed_forum, words
+from tests.support import HttpServer
 
 RESEARCHERS = [f"researcher-{n}" for n in range(8)]
 """Not the seeded posts' authors: those posts, just written, would count toward the post limits."""
@@ -54,7 +54,7 @@ CPU_COMMAND = "python3 -c 'sum(range(3_000_000))'"
 """A researcher's CPU-bound command (about 0.1 s of CPU on a quiet core)."""
 POST_EVERY = 3
 """A researcher posts every third round, well inside the per-agent post limit of the defaults."""
-Attack = Callable[["Agent"], Awaitable[None]]
+Attack = Callable[["Agent"], Coroutine[Any, Any, None]]
 
 
 class RefusedError(Exception):

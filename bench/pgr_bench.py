@@ -22,9 +22,9 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servers import catalog  # noqa: E402
-from servers.kit.settings import Settings  # noqa: E402
-from servers.storage.store import open_repository  # noqa: E402
+from servers import catalog
+from servers.kit.settings import Settings
+from servers.storage.store import open_repository
 
 METHOD = "from servers.w2s.methods.aux_confidence import aux_confidence as method\n"
 
@@ -41,10 +41,10 @@ async def measure(cache_dir: Path, data_dir: Path, evaluations: int) -> dict[str
     )
     started = time.perf_counter()
     async with Client(catalog.factory("pgr")(settings, local_agent="bench")) as client:
-        while not (info := (await client.call_tool("task_info", {})).structured_content)["ready"]:  # type: ignore[index]
+        while not (info := (await client.call_tool("task_info", {})).structured_content)["ready"]:
             await asyncio.sleep(1)  # the server prepares its data in a child process
         prepared = time.perf_counter() - started
-        task = info["tasks"][0]  # type: ignore[index]
+        task = info["tasks"][0]
         rng = random.Random(0)  # distinct, far-apart predictions: each one is scored, none answered from history
         queries = ["".join(rng.choice("01") for _ in range(task["sizes"]["validation"])) for _ in range(evaluations)]
         started = time.perf_counter()
@@ -53,19 +53,19 @@ async def measure(cache_dir: Path, data_dir: Path, evaluations: int) -> dict[str
         per_evaluation = (time.perf_counter() - started) / evaluations
         started = time.perf_counter()
         submitted = await client.call_tool("submit", {"snapshot": snapshot.id, "entry_point": "method.py:method"})
-        submission_id = submitted.structured_content["id"]  # type: ignore[index]
+        submission_id = submitted.structured_content["id"]
         while True:
             result = (await client.call_tool("submission", {"submission_id": submission_id})).structured_content
-            if result["state"] in ("done", "flagged", "failed"):  # type: ignore[index]
+            if result["state"] in ("done", "flagged", "failed"):
                 break
             await asyncio.sleep(0.5)
         submission_s = time.perf_counter() - started
     return {
         "prepare_s": prepared,
         "submission_s": submission_s,
-        "submission_state": result["state"],  # type: ignore[index]
-        "bundles": result["progress"]["total"],  # type: ignore[index]
-        "pgr_mean": result["pgr_mean"],  # type: ignore[index]
+        "submission_state": result["state"],
+        "bundles": result["progress"]["total"],
+        "pgr_mean": result["pgr_mean"],
         "evaluation_ms": 1000 * per_evaluation,
         "evaluations_per_hour_capacity": 3600 / per_evaluation,
     }

@@ -27,15 +27,15 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep every Ray address 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servers.cluster.node_sandbox import NodeSandboxSpec  # noqa: E402
-from servers.cluster.sandbox_actors import RaySandbox  # noqa: E402
-from servers.kit.settings import Settings  # noqa: E402
-from servers.pgr.isolated_runs import LocalRuns, RunRequest  # noqa: E402
-from servers.pgr.ray_runs import RayRuns  # noqa: E402
-from servers.sandbox.server import sandbox_config  # noqa: E402
-from servers.sandbox.store import Sandbox  # noqa: E402
-from servers.w2s.api import FINETUNE, FROZEN  # noqa: E402
-from tests.ray.support import LocalCluster  # noqa: E402
+from servers.cluster.node_sandbox import NodeSandboxSpec
+from servers.cluster.sandbox_actors import RaySandbox
+from servers.kit.settings import Settings
+from servers.pgr.isolated_runs import LocalRuns, RunRequest
+from servers.pgr.ray_runs import RayRuns
+from servers.sandbox.server import sandbox_config
+from servers.sandbox.store import Sandbox
+from servers.w2s.api import FINETUNE, FROZEN
+from tests.ray.support import LocalCluster
 
 AGENTS = 9
 

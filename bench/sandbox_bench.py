@@ -16,10 +16,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servers.sandbox import Sandbox, SandboxConfig, SandboxLimits  # noqa: E402
+from servers.sandbox import Sandbox, SandboxConfig, SandboxLimits
 
 EXEC_RUNS = 40
 BOX_RUNS = 10
@@ -90,7 +91,7 @@ async def bench_job_start(sandbox: Sandbox) -> dict[str, object]:
 
 async def bench_concurrency(sandbox: Sandbox) -> list[dict[str, object]]:
     """K jobs from K agents, each holding HOLD_S seconds: sustained when all run at once and end near HOLD_S."""
-    rows = []
+    rows: list[dict[str, object]] = []
     for level in CONCURRENCY_LEVELS:
         started = time.perf_counter()
         jobs = [(f"agent-{n}", await sandbox.start_job(f"agent-{n}", "hold", f"sleep {HOLD_S}")) for n in range(level)]
@@ -140,23 +141,23 @@ async def main(output: Path) -> dict[str, object]:
     return results
 
 
-def _print_table(results: dict[str, object]) -> None:
+def _print_table(results: dict[str, Any]) -> None:
     exec_ = results["exec"]
     jobs = results["job_start"]
     print(f"{'measure':<36}{'p50 ms':>10}{'p90 ms':>10}")
     for label, row in (
-        ("bare subprocess (bash -c true)", exec_["bare_subprocess"]),  # type: ignore[index]
-        ("sandbox exec (bash -c true)", exec_["sandbox_exec"]),  # type: ignore[index]
-        ("an agent's first exec (box start)", results["first_exec"]["first_exec"]),  # type: ignore[index]
-        ("start_job call", jobs["start_job_call"]),  # type: ignore[index]
-        ("trivial job, start to finished", jobs["trivial_job_round_trip"]),  # type: ignore[index]
+        ("bare subprocess (bash -c true)", exec_["bare_subprocess"]),
+        ("sandbox exec (bash -c true)", exec_["sandbox_exec"]),
+        ("an agent's first exec (box start)", results["first_exec"]["first_exec"]),
+        ("start_job call", jobs["start_job_call"]),
+        ("trivial job, start to finished", jobs["trivial_job_round_trip"]),
     ):
         print(f"{label:<36}{row['p50_ms']:>10}{row['p90_ms']:>10}")
-    print(f"{'exec overhead added at p50':<36}{exec_['added_p50_ms']:>10}")  # type: ignore[index]
+    print(f"{'exec overhead added at p50':<36}{exec_['added_p50_ms']:>10}")
     print(f"\n{'concurrent jobs':>16}{'succeeded':>11}{'start spread s':>16}{'wall s':>8}{'sustained':>11}")
-    for row in results["concurrent_jobs"]:  # type: ignore[union-attr]
+    for row in results["concurrent_jobs"]:
         print(
-            f"{row['jobs']:>16}{row['succeeded']:>11}{row['all_started_within_s']:>16}{row['wall_s']:>8}{str(row['sustained']):>11}"
+            f"{row['jobs']:>16}{row['succeeded']:>11}{row['all_started_within_s']:>16}{row['wall_s']:>8}{row['sustained']!s:>11}"
         )
 
 

@@ -23,10 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.servers_bench import AGENTS, seed_forum  # noqa: E402
-from servers.forum.store import ForumStore  # noqa: E402
-from servers.kit.settings import Settings  # noqa: E402
-from tests.support import memory_client  # noqa: E402
+from bench.servers_bench import AGENTS, seed_forum
+from servers.forum.store import ForumStore
+from servers.kit.settings import Settings
+from tests.support import memory_client
 
 EVERY_POST = "aardvark"  # the commonest word of the vocabulary: present in every seeded post
 QUERIES = {
@@ -75,7 +75,7 @@ async def run(calls: int, posts: int) -> list[dict[str, Any]]:
         data_dir = Path(scratch)
         await seed_forum(data_dir, posts)
         store = await ForumStore.open(data_dir / "forum.sqlite", settings=Settings(data_dir=data_dir))
-        database = store._database  # noqa: SLF001 - the LIKE scan runs on the same reader pool
+        database = store._database
         every = await database.fetch_one("SELECT count(*) AS n FROM posts WHERE body LIKE ?", (f"%{EVERY_POST}%",))
         print(f"{posts} posts; {every['n'] if every else 0} contain {EVERY_POST!r}", file=sys.stderr)
 

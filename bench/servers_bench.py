@@ -27,9 +27,9 @@ from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servers.forum.store import ForumStore  # noqa: E402
-from servers.w2s.tasks import load_task  # noqa: E402
-from tests.support import HttpServer, memory_client  # noqa: E402
+from servers.forum.store import ForumStore
+from servers.w2s.tasks import load_task
+from tests.support import HttpServer, memory_client
 
 AGENTS = [f"agent-{n}" for n in range(9)]
 CorpusClient = Callable[[str, str], AbstractAsyncContextManager[Client]]
@@ -143,7 +143,7 @@ async def run(calls: int, seed_posts: int) -> list[dict[str, Any]]:
 
                 for server, name, operation in OPERATIONS:
                     if hasattr(read_file, "snapshot"):
-                        del read_file.snapshot  # type: ignore[attr-defined]
+                        del read_file.snapshot
                     stats = await measure(connect, server, calls, operation)
                     rows.append({"transport": transport, "tool": f"{server}.{name}", **stats})
                     print(

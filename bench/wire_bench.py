@@ -30,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.servers_bench import WORDS, seed_forum  # noqa: E402
-from servers.kit.identity import TokenStore  # noqa: E402
-from tests.support import HttpServer  # noqa: E402
+from bench.servers_bench import WORDS, seed_forum
+from servers.kit.identity import TokenStore
+from tests.support import HttpServer
 
 PROTOCOL_VERSION = "2025-06-18"
 COMMON_WORD = WORDS[0]  # the head of the Zipf draw: in nearly every seeded post
@@ -335,7 +335,8 @@ def main() -> None:
     print(f"{'sessions':>8} {'tool':26} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}")
     for row in result["rows"]:
         print(
-            f"{row['sessions']:8} {row['tool']:26} {row['per_second']:8.0f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {row['server_cpu_ms']:7.2f}"
+            f"{row['sessions']:8} {row['tool']:26} {row['per_second']:8.0f} "
+            f"{row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {row['server_cpu_ms']:7.2f}"
         )
     for entry in result["memory"]:
         print(f"{entry['sessions']:8} sessions x 2 servers open: server RSS {entry['rss_mib']:.0f} MiB"

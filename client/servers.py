@@ -107,8 +107,13 @@ class LaunchedServers:
             self._servers.append(_ServerProcess(name, [*command, *(["--unsafe-no-isolation"] if self._unsafe else [])]))
         with self.log_path.open("ab") as log:
             for server in self._servers:
-                server.process = subprocess.Popen(
-                    server.command, env=self._env, stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent
+                # Starting a child is quick and happens once; prctl(PDEATHSIG) in the child is async-signal-safe.
+                server.process = subprocess.Popen(  # noqa: ASYNC220
+                    server.command,
+                    env=self._env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509
                 )
         for server in self._servers:
             await self._wait_healthy(server)

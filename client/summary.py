@@ -21,7 +21,7 @@ def build_summary(
     stopped: str | None = None,
 ) -> dict[str, Any]:
     """`stopped`: why the whole run was stopped (an error that concerns every agent), if it was."""
-    agents = [
+    agents: list[dict[str, Any]] = [
         {
             "agent": name,
             "stop_reason": p.stop_reason,

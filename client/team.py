@@ -140,7 +140,10 @@ async def run_team(request: RunRequest) -> RunResult:
         request.announce(line)
         live.notes.append(line)
 
-    session = {"started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "backend": choice.kind}
+    session: dict[str, Any] = {
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "backend": choice.kind,
+    }
     info["sessions"].append(session)
     interrupted = False
     async with contextlib.AsyncExitStack() as stack:
@@ -280,6 +283,7 @@ async def _servers(
 async def _backend(
     choice: BackendChoice, manifest: RunManifest, faults: FaultPlan | None, stack: contextlib.AsyncExitStack
 ) -> MessagesBackend:
+    base_url: str | None
     if choice.kind == "scripted":
         base_url = stack.enter_context(serve_in_thread(faults or FaultPlan.from_env()))
         api_key = "scripted"

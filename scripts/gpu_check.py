@@ -58,11 +58,11 @@ def build_model(folder: Path, texts: list[str], tiny: bool) -> int:
     trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<|endoftext|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
     backend.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>")  # type: ignore[no-untyped-call]  # noqa: S106 - tokens, not passwords
     config_dict |= {"eos_token_id": 0, "bos_token_id": 0, "pad_token_id": 0}
     config = Qwen3Config(**{k: v for k, v in config_dict.items() if k not in ("architectures", "model_type")})
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+        model = Qwen3ForCausalLM(config).to(torch.bfloat16)  # type: ignore[arg-type]  # transformers' stubs miss dtype
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return sum(p.numel() for p in model.base_model.parameters())

@@ -42,9 +42,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     tokens_parser.add_argument("names", nargs="*", metavar="NAME")
     tokens_parser.set_defaults(handler=tokens)
 
-    manifest_parser = commands.add_parser(
-        "manifest", help="Write manifests/servers/NAME/*.json from the live servers."
-    )
+    manifest_parser = commands.add_parser("manifest", help="Write manifests/servers/NAME/*.json from the live servers.")
     manifest_parser.add_argument(
         "action", choices=["export", "docs"], help="docs: write docs/tools/NAME.md from the manifests."
     )

@@ -58,8 +58,9 @@ async def pgr_ready(client: Client, timeout: float = 900) -> dict[str, Any]:
     while True:
         info = await client.call_tool("task_info", {})
         assert not info.is_error, info.content
-        if info.structured_content["ready"]:  # type: ignore[index]
-            return info.structured_content  # type: ignore[return-value]
+        if info.structured_content["ready"]:
+            ready: dict[str, Any] = info.structured_content
+            return ready
         assert time.monotonic() < deadline, f"the PGR server did not get ready: {info.structured_content}"
         await asyncio.sleep(0.5)
 
@@ -134,9 +135,11 @@ class HttpServer:
     @contextlib.asynccontextmanager
     async def client(self, server: str, agent: str | None = None, *, token: str | None = None) -> AsyncIterator[Client]:
         headers = {"Authorization": f"Bearer {token or self.token(agent or 'alice')}"}
-        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
-            async with Client(streamable_http_client(self.url(server), http_client=http)) as client:
-                yield client
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(self.url(server), http_client=http)) as client,
+        ):
+            yield client
 
 
 @contextlib.contextmanager

@@ -193,7 +193,7 @@ class MessagesBackend:
         same time by the API must not all come back at the same instant)."""
         if retry_after is not None:
             return retry_after + random.uniform(0, max(self._retry.initial_s, retry_after / 4))
-        ceiling = min(self._retry.max_s, self._retry.initial_s * 2 ** min(attempt - 1, 32))
+        ceiling: float = min(self._retry.max_s, self._retry.initial_s * 2 ** min(attempt - 1, 32))  # int ** int is Any
         return ceiling * random.uniform(0.5, 1.0)
 
 

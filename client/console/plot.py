@@ -7,6 +7,7 @@ step line; the weak teacher (PGR 0) and the ground-truth ceiling (PGR 1) as refe
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from html import escape
@@ -56,9 +57,11 @@ def pgr_chart(task: str, points: list[Point], colours: dict[str, str], span_minu
         return TOP + plot_h * (high - pgr) / (high - low)
 
     parts = [
-        f'<svg class="pgr-chart" data-task="{escape(task)}" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
-        f'aria-label="PGR over time on {escape(task)}">',
+        (
+            f'<svg class="pgr-chart" data-task="{escape(task)}" xmlns="http://www.w3.org/2000/svg" '
+            f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
+            f'aria-label="PGR over time on {escape(task)}">'
+        ),
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#ccc"/>',
     ]
     for tick in _ticks(low, high):
@@ -87,7 +90,7 @@ def pgr_chart(task: str, points: list[Point], colours: dict[str, str], span_minu
             steps.append((point.minutes, point.pgr))
     if steps:
         corners = [f"{x(steps[0][0]):.1f},{y(steps[0][1]):.1f}"]
-        for (_, level), (minutes, higher) in zip(steps, steps[1:], strict=False):
+        for (_, level), (minutes, higher) in itertools.pairwise(steps):
             corners += [f"{x(minutes):.1f},{y(level):.1f}", f"{x(minutes):.1f},{y(higher):.1f}"]
         corners.append(f"{x(span):.1f},{y(steps[-1][1]):.1f}")
         parts.append(

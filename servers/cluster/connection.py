@@ -44,4 +44,4 @@ def connect(settings: Settings) -> None:
                 f"no Ray cluster at AAR_RAY_ADDRESS={settings.ray_address!r} ({error}); start one with"
                 " `ray start --head` (docs/cluster.md) or set AAR_EXECUTOR=local"
             ) from None
-        logger.info("joined the Ray cluster at %s: %s", settings.ray_address, ray.cluster_resources())
+        logger.info("joined the Ray cluster at %s: %s", settings.ray_address, ray.cluster_resources())  # type: ignore[no-untyped-call]  # ray is unannotated

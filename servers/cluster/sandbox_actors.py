@@ -207,7 +207,7 @@ class RaySandbox:
                 scheduling_strategy="SPREAD",
                 max_concurrency=1000,
             ).remote(self._spec, self._node_dir, agent)
-            node = await actor.node.remote()
+            node = await actor.node.remote()  # type: ignore[attr-defined]  # a Ray actor handle's method
             placement = _Placement(actor, node)
             self._placements[agent] = placement
             logger.info("sandbox of %s on node %s", agent, node[:12])
@@ -217,7 +217,7 @@ class RaySandbox:
         """Refuse at once what no live node can hold: Ray would otherwise leave the actor pending forever."""
         import ray
 
-        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]  # ray is unannotated
         fitting = [r for r in nodes if r.get(SANDBOX_RESOURCE, 0) >= 1 and r.get("GPU", 0) >= self._gpus]
         if not fitting:
             most = max((r.get("GPU", 0) for r in nodes if r.get(SANDBOX_RESOURCE, 0) >= 1), default=0)

@@ -81,7 +81,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         body: Body,
         kind: Annotated[PostKind, Field(description="finding, result, idea, question, claim or note.")],
         ctx: Context,
-        tags: Tags = [],  # noqa: B006 - pydantic copies defaults
+        tags: Tags = [],
         snapshot: Annotated[SnapshotRef | None, Field(description="Storage snapshot id this post cites.")] = None,
         submission: Annotated[SubmissionRef | None, Field(description="PGR submission id this post cites.")] = None,
     ) -> Post:

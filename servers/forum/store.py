@@ -71,17 +71,17 @@ _COLUMNS = "id, thread_id, parent_id, author, kind, title, body, tags, snapshot,
 _SEARCH_TERM = re.compile(r"[\w-]+\*?", re.UNICODE)
 
 
-def _fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def _fields(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
     fields = dict(row)
     fields["tags"] = json.loads(fields["tags"])
     return fields
 
 
-def _post(row: Mapping[str, Any]) -> Post:
+def _post(row: sqlite3.Row | Mapping[str, Any]) -> Post:
     return Post(**_fields(row))
 
 
-def _summary(row: Mapping[str, Any]) -> PostSummary:
+def _summary(row: sqlite3.Row | Mapping[str, Any]) -> PostSummary:
     fields = _fields(row)
     body = fields.pop("body")
     fields["excerpt"] = body if len(body) <= EXCERPT_CHARS else body[: EXCERPT_CHARS - 1] + "…"
@@ -216,7 +216,7 @@ class ForumStore:
                 if parent is None:
                     raise NotFoundError(f"no post with id {parent_id}: take an id from feed, search or read_thread")
                 thread_id = parent["thread_id"]
-            row = connection.execute(
+            row: sqlite3.Row = connection.execute(
                 "INSERT INTO posts (thread_id, parent_id, author, kind, title, body, tags, snapshot, submission,"
                 f" created_at) VALUES (coalesce(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
                 (thread_id, parent_id, author, kind, title, body, json.dumps(tags), snapshot, submission, now),

@@ -172,7 +172,7 @@ async def _on_thread(connection: aiosqlite.Connection, work: Callable[[sqlite3.C
 
     aiosqlite has no public call for this; `_execute` (its queue) and `_conn` are stable across 0.x.
     """
-    return await connection._execute(work, connection._conn)  # type: ignore[no-any-return]
+    return await connection._execute(work, connection._conn)  # type: ignore[no-untyped-call,no-any-return]
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

@@ -251,8 +251,8 @@ def _fork_worker() -> int:
 def _set_parent_death_signal(sig: int) -> None:
     import ctypes
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, sig)
 
 
 def _stop_workers(pids: list[int], grace_s: float) -> None:
@@ -291,7 +291,7 @@ _deadline: threading.Timer | None = None
 
 def _exit_after(grace_s: float, status: int) -> None:
     """Arm (once) a timer that ends the process if it is still alive `grace_s` from now."""
-    global _deadline
+    global _deadline  # noqa: PLW0603 one timer per process, armed once under a lock
     with _deadline_lock:
         if _deadline is not None:
             return

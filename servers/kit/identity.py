@@ -21,7 +21,7 @@ from servers.kit.database import Database
 from servers.kit.errors import PermissionDeniedError, ToolInputError
 from servers.kit.names import AGENT_NAME
 
-TOKEN_PREFIX = "aar_"
+TOKEN_PREFIX = "aar_"  # noqa: S105 a prefix that marks tokens, not a secret
 OPERATOR_PREFIX = "human:"
 """A person acting through the console is `human:NAME`: never an agent's name (agents' names have no ':')."""
 OPERATOR_ONLY = "aar/operator-only"

@@ -394,7 +394,7 @@ def reference(name: str) -> str:
         *(
             f"- resource template `{item['uriTemplate']}`: {item.get('description', '')}"
             for item in offered["resourceTemplates"]
-        ),  # fmt: skip
+        ),
         *(f"- prompt `{item['name']}`: {item.get('description', '')}" for item in offered["prompts"]),
     ]
     if extras:

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         default="auto", description="The Ray cluster under AAR_EXECUTOR=ray: 'auto' (this machine's head) or host:port."
     )
     ray_node_dir: Path = Field(
-        default=Path("/tmp/aar-ray"),
+        default=Path("/tmp/aar-ray"),  # noqa: S108 - scratch on each worker node, not on the server
         description="Node-local folder on each Ray worker for sandboxes (workspaces, job logs, official runs).",
     )
     ray_run_retries: int = Field(

@@ -34,9 +34,11 @@ def render_section(rows: Sequence[TableRow], summaries: Sequence[MethodSummary])
     pgr = {(r.task, r.method): r.pgr for r in rows if r.control == "none"}
     seeds = max((r.w2s.n for r in rows), default=0)
     lines = [
-        f"**The method library** (`servers/w2s/methods/`, importable in your sandbox). Test-split PGR,"
-        f" mean±standard error over {seeds} seeds; the controls column is the verdict the teacher"
-        " controls give it (a flagged method would not count).",
+        (
+            f"**The method library** (`servers/w2s/methods/`, importable in your sandbox). Test-split PGR,"
+            f" mean±standard error over {seeds} seeds; the controls column is the verdict the teacher"
+            " controls give it (a flagged method would not count)."
+        ),
         "",
         "| method | " + " | ".join(tasks) + " | mean | controls | paper |",
         "|---|" + "---|" * (len(tasks) + 3),

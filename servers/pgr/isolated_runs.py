@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from servers.kit.errors import ToolInputError
-from servers.sandbox.jobs import JobState
+from servers.sandbox.models import JobState
 from servers.sandbox.store import Sandbox
 from servers.w2s.api import StrongMode
 

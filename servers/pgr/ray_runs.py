@@ -17,8 +17,8 @@ from typing import Any
 
 from servers.cluster.node_sandbox import NodeSandboxSpec, open_node_sandbox
 from servers.pgr.isolated_runs import RunOutcome, RunRequest, run_in
-from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
+from servers.sandbox.models import JobState
 from servers.w2s.api import StrongMode
 
 __all__ = ["PGR_RESOURCE", "RayRuns"]

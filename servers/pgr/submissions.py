@@ -14,6 +14,7 @@ method's output, which may carry hidden test texts. The plan and finished runs a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -27,8 +28,8 @@ from servers.pgr.run_journal import RunJournal
 from servers.pgr.store import PgrStore
 from servers.pgr.testbed import RunRef, RunScore, TaskBench, run_outcomes
 from servers.pgr.verdict import Margins, judge
-from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
+from servers.sandbox.models import JobState
 from servers.storage.store import SnapshotRepository
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 
@@ -102,10 +103,8 @@ class SubmissionWorker:
             submission = await self._store.next_queued()
             if submission is None:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=5)
-                except TimeoutError:
-                    pass
                 continue
             try:
                 await self.run(submission)

@@ -104,7 +104,7 @@ class TaskBench:
         """Torch work, one at a time, off the event loop."""
         async with self._lock:
             self._current = asyncio.ensure_future(asyncio.to_thread(function, *args))
-            return await asyncio.shield(self._current)  # type: ignore[no-any-return]
+            return await asyncio.shield(self._current)
 
     async def drain(self) -> None:
         """Wait for work already on its thread (a cancelled caller does not stop the thread)."""
@@ -134,7 +134,7 @@ class TaskBench:
         return TaskSummary(
             name=task,
             description=self.tasks[task].spec.description.strip(),
-            sizes={name: int(len(data.splits[name])) for name in ("train", "validation", "test")},
+            sizes={name: len(data.splits[name]) for name in ("train", "validation", "test")},
             acc_weak=round(data.acc_weak["validation"], 4),
             acc_ceiling=round(data.acc_ceiling["validation"], 4),
         )
@@ -154,7 +154,7 @@ class TaskBench:
         logger.info("public inputs of %d tasks in %s", len(self.tasks), folder)
 
     def validation_size(self, task: str) -> int:
-        return int(len(self.seed_data(task, QUICK_SEED).splits.validation))
+        return len(self.seed_data(task, QUICK_SEED).splits.validation)
 
     def quick_score(self, task: str, predictions: str) -> tuple[float, float, float]:
         """Exact validation accuracy of predictions for the seed-0 split, with its weak and ceiling accuracy."""

@@ -26,6 +26,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any, TypeVar
 
 from servers.sandbox.cgroups import AgentCgroup, CgroupRoot
 from servers.sandbox.isolation import CommandSpec, Isolation
@@ -61,9 +62,7 @@ class Box:
         asyncio.get_running_loop().add_reader(control.fileno(), self._receive)
 
     @classmethod
-    async def start(
-        cls, agent: str, workspace: Path, isolation: Isolation, cgroups: CgroupRoot | None
-    ) -> Box:
+    async def start(cls, agent: str, workspace: Path, isolation: Isolation, cgroups: CgroupRoot | None) -> Box:
         """Start the box of `agent` over `workspace` and wait until its init answers."""
         cgroup = cgroups.create_agent(agent) if cgroups else None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -277,12 +276,15 @@ def _memfd(content: bytes) -> int:
     return fd
 
 
-def _settle(future: asyncio.Future[object] | None, value: object) -> None:
+T = TypeVar("T")
+
+
+def _settle(future: asyncio.Future[T] | None, value: T) -> None:
     if future is not None and not future.done():
         future.set_result(value)
 
 
-def _fail(future: asyncio.Future[object] | None, error: BaseException) -> None:
+def _fail(future: asyncio.Future[Any] | None, error: BaseException) -> None:
     if future is not None and not future.done():
         future.set_exception(error)
         future.exception()  # retrieved: nobody may be waiting on it any more

@@ -24,7 +24,7 @@ command is left every other process in the namespace (a daemon that left the gro
 from __future__ import annotations
 
 import _ctypes
-import _signal
+import _signal  # type: ignore[import-not-found]  # a C module without a stub; `signal` costs more to import
 import _socket
 import marshal
 import os
@@ -51,7 +51,8 @@ class Init:
     def serve(self) -> None:
         while True:
             pidfds = {pidfd: pid for pid, (_, pidfd) in self.running.items()}
-            ready, _, _ = select.select([self.control, *pidfds], [], [], REAP_EVERY_S)
+            watched: list[_socket.socket | int] = [self.control, *pidfds]
+            ready, _, _ = select.select(watched, [], [], REAP_EVERY_S)
             if self.control in ready and not self.receive():
                 return
             self.reap()
@@ -73,7 +74,7 @@ class Init:
         if not data:
             return False
         try:
-            request = marshal.loads(data)
+            request = marshal.loads(data)  # noqa: S302 written by the sandbox server, the box's only peer
             if request["op"] == "run":
                 self.run(request["id"], fds, request["cgroups"])
             elif request["op"] == "signal":
@@ -95,7 +96,8 @@ class Init:
         under the command's wall-clock limit all the same."""
         spec_fd, stdout, stderr, *cgroup_fds = fds
         run_cgroups, home_cgroups = cgroup_fds[:cgroups], cgroup_fds[cgroups:]
-        spec = marshal.loads(os.pread(spec_fd, os.fstat(spec_fd).st_size, 0))
+        spec_bytes = os.pread(spec_fd, os.fstat(spec_fd).st_size, 0)
+        spec = marshal.loads(spec_bytes)  # noqa: S302 the server's own spec, in a memfd it made
         cpu = [limit for limit in spec["rlimits"] if limit[0] == resource.RLIMIT_CPU]
         try:
             for number, soft, hard in spec["rlimits"]:
@@ -187,7 +189,7 @@ def _go_home(home_cgroups: list[int]) -> None:
 
 
 def _kill_group(pid: int, signum: int) -> None:
-    with _suppress():
+    with _SuppressOSError():
         os.killpg(pid, signum)
 
 
@@ -195,11 +197,11 @@ def _kill_everyone_else() -> None:
     """With no command running, whatever else lives in the namespace is a leftover daemon: kill it."""
     for name in os.listdir("/proc"):
         if name.isdigit() and name != "1":
-            with _suppress():
+            with _SuppressOSError():
                 os.kill(int(name), _signal.SIGKILL)
 
 
-class _suppress:
+class _SuppressOSError:
     def __enter__(self) -> None:
         return None
 
@@ -210,7 +212,7 @@ class _suppress:
 def _prctl() -> _ctypes.CFuncPtr:
     """libc's prctl through _ctypes alone (the ctypes package costs more to import than the rest of the init)."""
 
-    class Int(_ctypes._SimpleCData):
+    class Int(_ctypes._SimpleCData):  # type: ignore[type-arg]  # generic only in the stubs, not at run time
         _type_ = "i"
 
     class Function(_ctypes.CFuncPtr):
@@ -218,9 +220,9 @@ def _prctl() -> _ctypes.CFuncPtr:
         _restype_ = Int
 
     class Libc:
-        _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+        _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # None (the process itself) is valid
 
-    return Function(("prctl", Libc()))
+    return Function(("prctl", Libc()))  # type: ignore[arg-type]  # any object with a _handle serves as the library
 
 
 def main() -> None:
@@ -231,7 +233,7 @@ def main() -> None:
     os.set_inheritable(control.fileno(), False)
     for name in os.listdir("/proc/self/fd"):
         if int(name) > 2:
-            with _suppress():
+            with _SuppressOSError():
                 os.set_inheritable(int(name), False)  # what bubblewrap left open stays out of commands
     control.send(b'{"ready": true}')
     Init(control).serve()

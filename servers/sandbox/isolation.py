@@ -96,6 +96,7 @@ class Isolation:
             return
         probe_dir = self._config.root / "probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
+        assert self._bwrap is not None  # found at start whenever isolation is on
         argv = [self._bwrap, *self._bwrap_args(probe_dir), "--", "/bin/true"]
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -120,6 +121,7 @@ class Isolation:
             logger.warning("UNSAFE: the box of %s runs unisolated (unsafe_no_isolation=True)", workspace)
             argv = [*prefix, *init, str(INIT_SOURCE), str(control_fd)]
             return Launch(argv, str(workspace), {}, (control_fd,), (), binds)
+        assert self._bwrap is not None  # found at start whenever isolation is on
         args_fd = _memfd("\0".join([*self._bwrap_args(workspace), "--as-pid-1", ""]))
         bwrap = [self._bwrap, "--args", str(args_fd), "--", *init, INIT_PATH, str(control_fd)]
         return Launch([*prefix, *bwrap], "/", {}, (control_fd, args_fd), (args_fd,), binds)
@@ -150,7 +152,7 @@ class Isolation:
         config = self._config
         uid = str(config.sandbox_uid)
         tmp_bytes = str(config.limits.tmp_mib * MIB)
-        args = [
+        return [
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
@@ -170,7 +172,7 @@ class Isolation:
             "--size",
             tmp_bytes,
             "--tmpfs",
-            "/tmp",
+            "/tmp",  # noqa: S108 a fresh tmpfs inside the box's own mount namespace
             *self._view,
             *self._api_binds(),
             *self._mount_binds(),
@@ -195,7 +197,7 @@ class Isolation:
             "--size",
             tmp_bytes,
             "--tmpfs",
-            "/dev/shm",
+            "/dev/shm",  # noqa: S108 a fresh tmpfs inside the box's own mount namespace
             *self._gpus.bind_args(),
             "--bind",
             str(workspace),
@@ -205,7 +207,6 @@ class Isolation:
             "--chdir",
             WORKSPACE,
         ]
-        return args
 
     def _env(self, gpu: str | None, home: str) -> dict[str, str]:
         bins = [f"{path}/bin" for path in reversed(self._config.python_paths)]
@@ -215,7 +216,7 @@ class Isolation:
             "USER": USER,
             "LOGNAME": USER,
             "LANG": "C.UTF-8",
-            "TMPDIR": "/tmp",
+            "TMPDIR": "/tmp",  # noqa: S108 the box's private tmpfs
             "PYTHONPATH": API_DIR,
             "PYTHONUNBUFFERED": "1",
             "HF_HUB_OFFLINE": "1",

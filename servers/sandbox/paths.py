@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from servers.kit.names import AGENT_NAME
 from servers.sandbox.errors import NotFoundError, PathError, ToolInputError
@@ -92,10 +92,8 @@ def _open_component(dir_fd: int, name: str, create: bool) -> int:
     except FileNotFoundError:
         if not create:
             raise
-    try:
+    with suppress(FileExistsError):
         os.mkdir(name, 0o755, dir_fd=dir_fd)
-    except FileExistsError:
-        pass
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
 
 

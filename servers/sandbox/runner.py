@@ -233,7 +233,8 @@ class Run:
             while not exited.done():
                 now = time.monotonic()
                 wake = min(deadline, next_poll, now + TICK_S if cgroup else deadline)
-                await asyncio.wait({exited, cancelled}, timeout=max(wake - now, 0), return_when=asyncio.FIRST_COMPLETED)
+                watched: set[asyncio.Future[Any]] = {exited, cancelled}
+                await asyncio.wait(watched, timeout=max(wake - now, 0), return_when=asyncio.FIRST_COMPLETED)
                 if exited.done():
                     break
                 if cancelled.done():
@@ -274,17 +275,20 @@ class Run:
     def _outcome(
         self, exit_code: int | str, limit: Limit | None, cancelled: bool, started: float, end: Ending
     ) -> Outcome:
-        error = None
+        error: str | None = None
+        code: int | None
         if isinstance(exit_code, str):  # the box died under the command
-            error, exit_code = exit_code, None
+            error, code = exit_code, None
         elif exit_code < 0:
-            exit_code = 128 - exit_code
+            code = 128 - exit_code
+        else:
+            code = exit_code
         if limit is None and not cancelled and error is None:
             if end.oom:
                 limit = Limit.MEMORY
-            elif exit_code == 128 + signal.SIGXCPU:
+            elif code == 128 + signal.SIGXCPU:
                 limit = Limit.CPU
-            elif exit_code == 128 + signal.SIGXFSZ:
+            elif code == 128 + signal.SIGXFSZ:
                 limit = Limit.FILE_SIZE
             elif end.pids_refused:
                 limit = Limit.PROCESSES
@@ -294,7 +298,7 @@ class Run:
             error = self._limits.describe(limit, timeout_s=self._timeout_s, cpu_s=self._cpu_s)
         elif cancelled:
             error = "cancelled"
-        return Outcome(exit_code, limit, error, cancelled, time.monotonic() - started)
+        return Outcome(code, limit, error, cancelled, time.monotonic() - started)
 
 
 async def _pump(fd: int, sink: OutputSink | None) -> None:

@@ -165,7 +165,6 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             say=lambda elapsed: f"running for {elapsed:.0f} s of at most {total:g} s; use start_job for long work",
         )
 
-
     @server.tool(title="Start a background job", annotations=DESTRUCTIVE)
     async def start_job(
         name: Annotated[str, Field(min_length=1, max_length=100, description="A name you will recognise.")],

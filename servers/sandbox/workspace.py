@@ -7,6 +7,7 @@ planted hard link or FIFO at the target name is replaced rather than written thr
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
@@ -136,7 +137,7 @@ class Workspace:
                     result[name] = data
         return result
 
-    def import_(self, files: Mapping[str, bytes]) -> list[str]:
+    def import_(self, files: Mapping[str, bytes]) -> builtins.list[str]:  # `list` here is the method above
         """Write every file of a {path: content} map (all paths are checked before anything is written)."""
         checked = {path: split_path(path) for path in files}
         self._check_room(sum(len(data) for data in files.values()))

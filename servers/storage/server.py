@@ -71,7 +71,7 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
             SnapshotId | None,
             Field(description="Start from this snapshot's files (anyone's); omit to save only `files`."),
         ] = None,
-        delete: Annotated[list[FilePath], Field(max_length=500, description="Paths of `based_on` to leave out.")] = [],  # noqa: B006
+        delete: Annotated[list[FilePath], Field(max_length=500, description="Paths of `based_on` to leave out.")] = [],
     ) -> Snapshot:
         """Save files as a new snapshot on your own branch and return it (its id is what you cite)."""
         state = _state(ctx)

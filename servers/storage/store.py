@@ -10,6 +10,7 @@ never loses a snapshot.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import tempfile
@@ -176,7 +177,7 @@ class SnapshotRepository:
             if path in encoded:
                 raise ToolInputError(f"{path!r} is both written and deleted: do one or the other")
         paths = sorted(encoded)
-        for shorter, longer in zip(paths, paths[1:], strict=False):
+        for shorter, longer in itertools.pairwise(paths):
             if longer.startswith(shorter + "/"):
                 raise ToolInputError(f"{shorter!r} cannot be both a file and the folder of {longer!r}")
         return encoded

@@ -31,12 +31,12 @@ __all__ = [
     "FINETUNE",
     "FROZEN",
     "NO_MODEL_ACCESS",
-    "ModelAccessError",
     "FinetuneRecipe",
     "HeadRecipe",
     "LossFn",
     "Method",
     "MethodInput",
+    "ModelAccessError",
     "Prediction",
     "StrongBackend",
     "StrongMode",
@@ -106,7 +106,7 @@ class _NoModelAccess:
     embed = fine_tune = _refuse
 
 
-NO_MODEL_ACCESS: StrongBackend = _NoModelAccess()  # type: ignore[assignment]
+NO_MODEL_ACCESS: StrongBackend = _NoModelAccess()
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -52,7 +52,7 @@ class DiskCache:
         handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                np.savez(out, **value)
+                np.savez(out, **value)  # type: ignore[arg-type]  # mypy also matches **value against allow_pickle
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

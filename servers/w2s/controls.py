@@ -20,7 +20,7 @@ import numpy as np
 
 from servers.w2s.tasks import Task
 
-__all__ = ["CONTROLS", "Control", "DECOY_NOISE", "control_accuracy", "decoy_task", "shuffled_order"]
+__all__ = ["CONTROLS", "DECOY_NOISE", "Control", "control_accuracy", "decoy_task", "shuffled_order"]
 
 Control = Literal["none", "shuffled", "decoy"]
 CONTROLS: tuple[Control, ...] = ("none", "shuffled", "decoy")

@@ -82,7 +82,8 @@ class Encoder:
         else:
             model = AutoModel.from_pretrained(self.model_dir, dtype=dtype)
         self.backbone = model.to(self.device).eval()
-        self.hidden_size = int(self.backbone.config.hidden_size)
+        config = self.backbone.config  # a transformers config; nn.Module types attributes as Tensor | Module
+        self.hidden_size = int(config.hidden_size)  # type: ignore[union-attr,arg-type]
         logger.info("loaded %s from %s on %s", spec.kind, self.model_dir, self.device)
 
     def _pooled(self, model: torch.nn.Module, texts: Sequence[str]) -> torch.Tensor:
@@ -95,7 +96,8 @@ class Encoder:
         ).to(self.device)
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float()
+        pooled: torch.Tensor = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float()
+        return pooled
 
     @torch.no_grad()
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -166,7 +168,7 @@ class Encoder:
                     logits = head(self._pooled(model, [texts[j] for j in idx]))
                 value = loss(logits.float(), y[idx.to(self.device)], step / total)
                 optimiser.zero_grad()
-                value.backward()
+                value.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 optimiser.step()
                 step += 1
             logger.info("fine-tune epoch %d/%d done (loss %.3f)", epoch + 1, recipe.epochs, value.item())

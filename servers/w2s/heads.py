@@ -59,7 +59,7 @@ def train_linear_head(
                 batch = order[start : start + recipe.batch_size]
                 value = loss(head(x[batch]), y[batch], step / total)
                 optimiser.zero_grad()
-                value.backward()
+                value.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 optimiser.step()
                 step += 1
     return head

@@ -36,7 +36,8 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update = (x.to(self.lora_a.dtype) @ self.lora_a.T @ self.lora_b.T) * self.scale
-        return self.base(x) + update.to(x.dtype)
+        result: torch.Tensor = self.base(x) + update.to(x.dtype)
+        return result
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 PyTorch's own convention
 
 __all__ = ["LossFn", "aux_confidence_loss", "soft_cross_entropy"]
 

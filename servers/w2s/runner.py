@@ -48,7 +48,8 @@ def load_entry(entry: str) -> Method:
     method = getattr(module, name, None)
     if not callable(method):
         raise ValueError(f"{target} has no callable {name!r}")
-    return method
+    loaded: Method = method
+    return loaded
 
 
 def run_bundle(method: Method, bundle: Path) -> str:

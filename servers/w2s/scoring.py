@@ -15,11 +15,14 @@ MIN_GAP = 0.02
 
 def to_labels(prediction: Prediction, n: int) -> np.ndarray:
     """Hard labels from probabilities (n, 2) or labels (n,); raises ValueError on anything else."""
-    array = prediction.detach().cpu().numpy() if isinstance(prediction, torch.Tensor) else np.asarray(prediction)
+    array: np.ndarray = (
+        prediction.detach().cpu().numpy() if isinstance(prediction, torch.Tensor) else np.asarray(prediction)
+    )
     if array.shape == (n, 2):
         if not np.isfinite(array).all():
             raise ValueError("probabilities contain NaN or infinity")
-        return array.argmax(axis=1)
+        labels: np.ndarray = array.argmax(axis=1)
+        return labels
     if array.shape == (n,):
         if not np.isin(array, (0, 1)).all():
             raise ValueError("hard labels must all be 0 or 1")

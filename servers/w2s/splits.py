@@ -48,7 +48,8 @@ class Splits:
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in SPLIT_NAMES:
             raise KeyError(f"unknown split {name!r}; expected one of {SPLIT_NAMES}")
-        return getattr(self, name)
+        split: np.ndarray = getattr(self, name)
+        return split
 
 
 def make_splits(labels: np.ndarray, fractions: SplitFractions, seed: int) -> Splits:
@@ -59,7 +60,7 @@ def make_splits(labels: np.ndarray, fractions: SplitFractions, seed: int) -> Spl
     parts: list[list[np.ndarray]] = [[], [], [], []]
     for label in np.unique(labels):
         rows = test_rng.permutation(np.flatnonzero(labels == label))
-        n_test = int(round(fractions.test * len(rows)))
+        n_test = round(fractions.test * len(rows))
         others = seed_rng.permutation(np.sort(rows[n_test:]))
         cuts = np.round(cumulative * len(others)).astype(int)
         for part, chunk in zip(parts, [*np.split(others, cuts), rows[:n_test]], strict=True):

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from servers.pgr.models import TaskOutcome
 from servers.pgr.verdict import Margins, judge
 from servers.w2s.api import Method
 from servers.w2s.evaluate import Control, SeedResult, evaluate
@@ -162,13 +163,14 @@ def method_summaries(rows: Sequence[TableRow], papers: Mapping[str, str], margin
         verdict = NOT_CHECKED
         if all((t, c) in by_control for t in tasks for c in ("shuffled", "decoy")):
             outcomes = [
-                {
-                    "task": t,
-                    "pgr_mean": _mean_of(by_control.get((t, "none"))),
-                    "pgr_se": None,
-                    "seeds": 0,
-                    **{f"{c}_pgr": _mean_of(by_control[(t, c)]) for c in ("shuffled", "decoy")},
-                }
+                TaskOutcome(
+                    task=t,
+                    pgr_mean=_mean_of(by_control.get((t, "none"))),
+                    pgr_se=None,
+                    seeds=0,
+                    shuffled_pgr=_mean_of(by_control[(t, "shuffled")]),
+                    decoy_pgr=_mean_of(by_control[(t, "decoy")]),
+                )
                 for t in tasks
             ]
             flags = judge(outcomes, {}, set(), margins, {}).flags

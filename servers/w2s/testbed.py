@@ -60,14 +60,18 @@ def _standardise(features: np.ndarray, mean: np.ndarray, std: np.ndarray, rows: 
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(2, dtype=np.float32)[labels]
+    rows: np.ndarray = np.eye(2, dtype=np.float32)[labels]
+    return rows
 
 
 def _accuracies(probs: np.ndarray, labels: np.ndarray, splits: Splits) -> dict[str, np.ndarray]:
     """Split the stacked (validation, test) predictions back and score each part."""
     n_val = len(splits.validation)
     parts = {"validation": probs[:n_val], "test": probs[n_val:]}
-    return {f"acc_{name}": np.float64(np.mean(parts[name].argmax(1) == labels[splits[name]])) for name in EVAL_SPLITS}
+    return {
+        f"acc_{name}": np.float64(np.mean(parts[name].argmax(1) == labels[splits[name]]))  # type: ignore[misc]  # a scalar the cache stores as a 0-d array
+        for name in EVAL_SPLITS
+    }
 
 
 class Testbed:

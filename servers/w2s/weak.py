@@ -39,7 +39,8 @@ def tfidf_weak(
     vectoriser = TfidfVectorizer(ngram_range=(1, spec.ngram_max), max_features=spec.max_features)
     model = LogisticRegression(C=spec.C, max_iter=1000)
     model.fit(vectoriser.fit_transform(fit_texts), fit_labels)
-    return model.predict_proba(vectoriser.transform(predict_texts))
+    probs: np.ndarray = model.predict_proba(vectoriser.transform(predict_texts))
+    return probs
 
 
 def feature_weak(fit_features: np.ndarray, fit_labels: np.ndarray, predict_features: np.ndarray) -> np.ndarray:
@@ -47,4 +48,5 @@ def feature_weak(fit_features: np.ndarray, fit_labels: np.ndarray, predict_featu
     mean, std = fit_features.mean(axis=0), fit_features.std(axis=0) + 1e-6
     model = LogisticRegression(max_iter=1000)
     model.fit((fit_features - mean) / std, fit_labels)
-    return model.predict_proba((predict_features - mean) / std)
+    probs: np.ndarray = model.predict_proba((predict_features - mean) / std)
+    return probs

@@ -25,9 +25,34 @@ SAMPLE_SEED = 0
 NOUN_LEXFILES = {
     name: number
     for number, name in enumerate(
-        "Tops act animal artifact attribute body cognition communication event feeling food group location"
-        " motive object person phenomenon plant possession process quantity relation shape state substance"
-        " time".split(),
+        [
+            "Tops",
+            "act",
+            "animal",
+            "artifact",
+            "attribute",
+            "body",
+            "cognition",
+            "communication",
+            "event",
+            "feeling",
+            "food",
+            "group",
+            "location",
+            "motive",
+            "object",
+            "person",
+            "phenomenon",
+            "plant",
+            "possession",
+            "process",
+            "quantity",
+            "relation",
+            "shape",
+            "state",
+            "substance",
+            "time",
+        ],
         start=3,
     )
 }

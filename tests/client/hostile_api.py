@@ -219,7 +219,7 @@ class HostileApi:
         offered = {tool["name"] for tool in body.get("tools", [])}
         last = messages[-1]
         turn = sum(message["role"] == "assistant" for message in messages)
-        if last["role"] == "user" and any(SUMMARY_REQUEST == block.get("text") for block in _message_blocks(last)):
+        if last["role"] == "user" and any(block.get("text") == SUMMARY_REQUEST for block in _message_blocks(last)):
             with self._lock:
                 self.summaries += 1
                 if self.empty_summaries_from is not None and self.summaries > self.empty_summaries_from:
@@ -254,11 +254,12 @@ def _plan(agent: str, turn: int, fault: str | None, huge_chars: int) -> list[tup
         return [("sandbox__write_file", {"path": "huge.txt", "content": "x" * huge_chars})]
     if turn % 5 == 4:
         return [("forum__feed", {}), ("sandbox__read_file", {"path": "notes.md"})]
-    return [
+    plans: list[list[tuple[str, dict[str, Any]]]] = [
         [("forum__feed", {})],
         [("sandbox__write_file", {"path": "notes.md", "content": f"{agent} notes after turn {turn}\n"})],
         [("sandbox__read_file", {"path": "notes.md"})],
-    ][turn % 3]
+    ]
+    return plans[turn % 3]
 
 
 def _use(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -284,10 +285,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api: HostileApi
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_POST(self) -> None:  # noqa: N802 - the base class's name
+    def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length", 0)))
         if self.path.split("?")[0] != "/v1/messages":
             return self._error(404, "not_found_error", f"no route {self.path}")
@@ -337,6 +338,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with api._lock:
                 api.billed[request_id] = (agent, message["usage"])
         self._send(200, json.dumps(message).encode(), request_id)
+        return None
 
     def _transport_fault(self, fault: str, number: int) -> None:
         if fault == "rate_limit":

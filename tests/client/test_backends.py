@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_without_a_key_auto_runs_the_scripted_researcher_and_with_one_claude() -
 
 def test_tools_system_and_the_latest_message_carry_cache_breakpoints_without_changing_the_conversation() -> None:
     tools = [{"name": "a__x", "input_schema": {}}, {"name": "b__y", "input_schema": {}}]
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "start"},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "a__x", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]},

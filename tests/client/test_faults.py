@@ -165,7 +165,7 @@ async def test_a_long_conversation_is_compacted_into_the_agents_own_summary(
     assert len(compactions) >= 2
     assert "researcher-memory:" in compactions[0]["head"]["content"][0]["text"]
     assert all(c["kept"] == 4 for c in compactions)
-    calls = [e for e in events(result.run_dir, "alpha", "tool_call")]
+    calls = list(events(result.run_dir, "alpha", "tool_call"))
     claims = [c for c in calls if c["name"] == "forum__post" and c["input"]["kind"] == "claim"]
     assert len(claims) == 1  # it knew it had claimed, from its own summary
     assert len(calls) == 24 and stop_reason(result.run_dir, "alpha") == "agent budget: turns (24 of 24)"

@@ -189,7 +189,7 @@ async def test_a_conversation_too_long_for_the_model_is_trimmed_so_its_summary_f
     tmp_path: Path, server_set: HttpServer
 ) -> None:
     api = HostileApi(context_limit=1_700)  # reached after a few turns; compaction is never asked for before
-    first, second = await run_and_resume(
+    _first, second = await run_and_resume(
         tmp_path, server_set, api, "wordy", turns=14, extra="[context]\ncompact_at_tokens = 100000\n"
     )
     compactions = events(second.run_dir, "wordy", "compaction")

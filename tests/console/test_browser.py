@@ -128,7 +128,7 @@ def drive_live_console(base: str, run_dir: Path) -> None:
         for agent in ("elicit", "reweight"):
             _click(driver, f'tr[data-agent="{agent}"] button[name="stop"]')
             driver.switch_to.alert.accept()
-            _wait(f"{agent} to stop", lambda a=agent: _row(driver, a)["state"].startswith(STOPPED), 120)
+            _wait(f"{agent} to stop", lambda a=agent: _row(driver, a)["state"].startswith(STOPPED), 120)  # type: ignore[misc]  # mypy cannot type a lambda whose default binds the loop variable
 
 
 def check_finished_run(base: str, run_dir: Path) -> None:

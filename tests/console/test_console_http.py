@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -20,7 +21,7 @@ from tests.support import memory_client
 pytestmark = pytest.mark.anyio
 
 
-def _rows(path: Path, sql: str) -> list[tuple]:
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as connection:
         return connection.execute(sql).fetchall()
 
@@ -76,7 +77,7 @@ async def test_loopback_refuses_a_foreign_host_header(tmp_path: Path) -> None:
 async def test_off_loopback_every_request_needs_an_operator_token(tmp_path: Path) -> None:
     view = RunView(await make_run(tmp_path))
     lines: list[str] = []
-    options = ConsoleOptions(host="0.0.0.0", port=0, operators=["ada", "grace"])
+    options = ConsoleOptions(host="0.0.0.0", port=0, operators=["ada", "grace"])  # noqa: S104 the case under test
     async with console_running(lambda access: create_console(view, access), options, lines.append) as port:
         base = f"http://127.0.0.1:{port}"
         assert len(lines) == 2 and all("?token=" in line for line in lines)
@@ -255,7 +256,7 @@ async def test_the_integrity_page_counts_the_limits_servers_refused_calls_at(tmp
     refusals: list[tuple[str, str, dict[str, object], str]] = []
     async with memory_client("forum", servers, "beta", forum_posts_per_minute=1) as forum:
         for number in range(4):
-            arguments = {"title": f"flood {number}", "body": "x", "kind": "note"}
+            arguments: dict[str, object] = {"title": f"flood {number}", "body": "x", "kind": "note"}
             result = await forum.call_tool("post", arguments)
             if result.is_error:
                 refusals.append(("beta", "forum__post", arguments, result.content[0].text))  # type: ignore[union-attr]

@@ -9,9 +9,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from client.run_manifest import ToolCatalogue
 
 from client.console.front import FrontDoor, ServerLinks, ToolRefused
+from client.run_manifest import ToolCatalogue
 from client.servers import LaunchedServers
 from servers.kit import manifest as server_manifests
 from servers.kit.database import ReadOnlyFile
@@ -61,8 +61,8 @@ def test_the_check_finds_sql_and_a_store_import() -> None:
     """The check above would fail on what the console did before."""
     before = 'from servers.forum.store import ForumStore\nx = "SELECT p.id FROM posts p WHERE p.kind = ?"\n'
     tree = ast.parse(before)
-    strings = (node for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str))
-    constants = [node.value for node in strings]
+    nodes = ast.walk(tree)
+    constants = [node.value for node in nodes if isinstance(node, ast.Constant) and isinstance(node.value, str)]
     assert any(SQL.search(value) for value in constants)
     assert any(isinstance(n, ast.ImportFrom) and n.names[0].name == "ForumStore" for n in ast.walk(tree))
 

@@ -32,7 +32,7 @@ async def prepare_forum(client: Client, data_dir: Path) -> dict[str, Any]:
     assert not result.is_error, result.content
     repository = await open_repository(make_settings(data_dir))
     snapshot = await repository.save(agent="alice", files={"aux.py": "x = 1\n"}, message="m", based_on=None, delete=[])
-    return {"post": result.structured_content["id"], "snapshot": snapshot.id}  # type: ignore[index]
+    return {"post": result.structured_content["id"], "snapshot": snapshot.id}
 
 
 async def prepare_storage(client: Client, data_dir: Path) -> dict[str, Any]:
@@ -40,7 +40,7 @@ async def prepare_storage(client: Client, data_dir: Path) -> dict[str, Any]:
     for content in ("print(1)\n", "print(2)\n"):
         result = await client.call_tool("save", {"files": {"method.py": content}, "message": "seed"})
         assert not result.is_error, result.content
-        ids.append(result.structured_content["id"])  # type: ignore[index]
+        ids.append(result.structured_content["id"])
     return {"first": ids[0], "second": ids[1]}
 
 
@@ -153,16 +153,17 @@ async def prepare_sandbox(client: Client, data_dir: Path) -> dict[str, Any]:
     finished = await client.call_tool("start_job", {"name": "quick", "command": "echo done"})
     running = await client.call_tool("start_job", {"name": "sleeper", "command": "sleep 600"})
     disposable = await client.call_tool("start_job", {"name": "disposable", "command": "true"})
-    disposable_id = disposable.structured_content["id"]  # type: ignore[index]
+    disposable_id = disposable.structured_content["id"]
     with anyio.fail_after(30):
-        while (await client.call_tool("job_status", {"job_id": disposable_id})).structured_content[  # type: ignore[index]
-            "state"
-        ] in ("queued", "running"):
+        while (await client.call_tool("job_status", {"job_id": disposable_id})).structured_content["state"] in (
+            "queued",
+            "running",
+        ):
             await anyio.sleep(0.05)
     return {
-        "snapshot": saved.structured_content["id"],  # type: ignore[index]
-        "job": finished.structured_content["id"],  # type: ignore[index]
-        "running_job": running.structured_content["id"],  # type: ignore[index]
+        "snapshot": saved.structured_content["id"],
+        "job": finished.structured_content["id"],
+        "running_job": running.structured_content["id"],
         "finished_job": disposable_id,
     }
 
@@ -239,7 +240,7 @@ async def prepare_pgr(client: Client, data_dir: Path) -> dict[str, Any]:
         "size": task["sizes"]["validation"],
         "snapshot": snapshot.id,
         "their_snapshot": theirs.id,
-        "submission": submitted.structured_content["id"],  # type: ignore[index]
+        "submission": submitted.structured_content["id"],
     }
 
 

@@ -68,4 +68,4 @@ async def test_read_thread_pages_through_replies(data_dir: Path) -> None:
             offset = page["next_offset"]
         assert seen == [f"reply {n}" for n in range(5)]
         too_many = await alice.call_tool("read_thread", {"post_id": root["id"], "limit": 101})
-        assert too_many.is_error and "limit" in too_many.content[0].text  # type: ignore[union-attr]
+        assert too_many.is_error and "limit" in too_many.content[0].text

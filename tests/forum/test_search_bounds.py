@@ -53,7 +53,7 @@ async def test_a_search_past_its_time_budget_is_stopped_with_a_clear_error(data_
 async def test_a_running_read_does_not_hold_up_the_feed(data_dir: Path) -> None:
     path = data_dir / "forum.sqlite"
     store = ForumStore(await Database.open(path, SCHEMA, readers=2), ForumLimits.of(make_settings(data_dir)))
-    database = store._database  # noqa: SLF001 - the test holds one reader of this very store
+    database = store._database
     await store.create_post(author="alice", kind="note", title="t", body="b", tags=[])
     started, release = threading.Event(), threading.Event()
 
@@ -91,7 +91,7 @@ async def test_closing_the_store_stops_a_running_read(data_dir: Path) -> None:
 
     async def endless() -> None:
         with pytest.raises(ReadStopped, match="closing"):
-            await store._database.fetch_all(ENDLESS, stop=watch)  # noqa: SLF001
+            await store._database.fetch_all(ENDLESS, stop=watch)
 
     async with anyio.create_task_group() as group:
         group.start_soon(endless)
@@ -118,7 +118,7 @@ async def test_time_spent_waiting_for_a_reader_is_not_charged_to_a_search(data_d
 
     async def hold_the_reader() -> None:
         with pytest.raises(ReadStopped):
-            await store._database.fetch_all(ENDLESS, stop=held)  # noqa: SLF001
+            await store._database.fetch_all(ENDLESS, stop=held)
 
     found: list[int] = []
 

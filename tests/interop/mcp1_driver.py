@@ -37,13 +37,17 @@ async def drive(session, call):
 async def connect(block, call):
     if "url" in block:
         headers = {key: os.path.expandvars(value) for key, value in block.get("headers", {}).items()}
-        async with streamablehttp_client(block["url"], headers=headers) as (read, write, _):
-            async with ClientSession(read, write, read_timeout_seconds=TIMEOUT) as session:
-                return await drive(session, call)
-    params = StdioServerParameters(command=block["command"], args=block["args"], env=block.get("env"))
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write, read_timeout_seconds=TIMEOUT) as session:
+        async with (
+            streamablehttp_client(block["url"], headers=headers) as (read, write, _),
+            ClientSession(read, write, read_timeout_seconds=TIMEOUT) as session,
+        ):
             return await drive(session, call)
+    params = StdioServerParameters(command=block["command"], args=block["args"], env=block.get("env"))
+    async with (
+        stdio_client(params) as (read, write),
+        ClientSession(read, write, read_timeout_seconds=TIMEOUT) as session,
+    ):
+        return await drive(session, call)
 
 
 async def main():

@@ -25,7 +25,7 @@ CLIENT_VENV = Path(tempfile.gettempdir()) / f"aar-interop-mcp1-py{sys.version_in
 DRIVER = Path(__file__).with_name("mcp1_driver.py")
 UNREACHABLE = ("NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution", "Network is")
 
-CALLS: dict[str, dict[str, Any]] = {
+CALLS: dict[str, dict[str, Any] | None] = {
     "forum": {"tool": "post", "arguments": {"title": "interop", "body": "from mcp 1.x", "kind": "note"}},
     "storage": {"tool": "save", "arguments": {"files": {"m.py": "x = 1\n"}, "message": "from mcp 1.x"}},
     "sandbox": {"tool": "exec", "arguments": {"command": "echo sandboxed"}},

@@ -30,7 +30,7 @@ async def _write_from_nine_agents(server: HttpServer) -> dict[str, list[str]]:
             for number in range(SAVES_EACH):
                 result = await storage.call_tool("save", {"files": {"n.txt": str(number)}, "message": f"save {number}"})
                 assert not result.is_error, result.content
-                acknowledged[agent].append(result.structured_content["id"])  # type: ignore[index]
+                acknowledged[agent].append(result.structured_content["id"])
 
     async with anyio.create_task_group() as group:
         for agent in AGENTS:
@@ -57,7 +57,7 @@ async def test_nine_concurrent_clients_lose_no_write(http_server: HttpServer) ->
     for agent in AGENTS:
         http_server.token(agent)
     acknowledged = await _write_from_nine_agents(http_server)
-    assert _stored_posts(http_server.data_dir) == {agent: POSTS_EACH for agent in AGENTS}
+    assert _stored_posts(http_server.data_dir) == dict.fromkeys(AGENTS, POSTS_EACH)
     for agent in AGENTS:
         assert _branch_log(http_server.data_dir, agent) == list(reversed(acknowledged[agent]))
     assert "database is locked" not in http_server.log()
@@ -73,9 +73,9 @@ async def test_kill_9_after_acknowledged_writes_loses_none(data_dir: Path) -> No
     with running_http_server(data_dir) as restarted:
         async with restarted.client("forum", "agent-0") as forum:
             feed = await forum.call_tool("feed", {"since": 0, "limit": 200})
-            assert len(feed.structured_content["posts"]) == len(AGENTS) * POSTS_EACH  # type: ignore[index]
+            assert len(feed.structured_content["posts"]) == len(AGENTS) * POSTS_EACH
         async with restarted.client("storage", "agent-0") as storage:
             for agent, ids in acknowledged.items():
                 for snapshot in ids:
                     result = await storage.call_tool("get_snapshot", {"snapshot": snapshot})
-                    assert not result.is_error and result.structured_content["author"] == agent  # type: ignore[index]
+                    assert not result.is_error and result.structured_content["author"] == agent

@@ -33,13 +33,13 @@ async def test_each_agent_posts_and_saves_only_as_itself(http_server: HttpServer
     async with http_server.client("forum", "alice") as alice, http_server.client("forum", "bob") as bob:
         mine = await alice.call_tool("post", {"title": "A", "body": "by alice", "kind": "idea"})
         theirs = await bob.call_tool("post", {"title": "B", "body": "by bob", "kind": "idea"})
-        assert mine.structured_content["author"] == "alice"  # type: ignore[index]
-        assert theirs.structured_content["author"] == "bob"  # type: ignore[index]
+        assert mine.structured_content["author"] == "alice"
+        assert theirs.structured_content["author"] == "bob"
         forged = await bob.call_tool("post", {"title": "C", "body": "x", "kind": "idea", "author": "alice"})
-        assert forged.structured_content["author"] == "bob"  # type: ignore[index]  # unknown fields are ignored
+        assert forged.structured_content["author"] == "bob"  # unknown fields are ignored
     async with http_server.client("storage", "bob") as bob:
         saved = await bob.call_tool("save", {"files": {"m.py": "x"}, "message": "m"})
-        assert saved.structured_content["author"] == "bob"  # type: ignore[index]
+        assert saved.structured_content["author"] == "bob"
 
 
 def test_a_new_token_revokes_the_old_one(http_server: HttpServer) -> None:

@@ -34,13 +34,16 @@ async def save(
 async def submit(client: Client, snapshot: str, entry_point: str = "method.py:method") -> dict[str, Any]:
     submitted = await client.call_tool("submit", {"snapshot": snapshot, "entry_point": entry_point})
     assert not submitted.is_error, submitted.content
-    return submitted.structured_content  # type: ignore[return-value]
+    content: dict[str, Any] = submitted.structured_content
+    return content
 
 
 async def wait(client: Client, submission_id: str, timeout: float = 900) -> dict[str, Any]:
     with anyio.fail_after(timeout):
         while True:
-            result = (await client.call_tool("submission", {"submission_id": submission_id})).structured_content
+            result: dict[str, Any] | None = (
+                await client.call_tool("submission", {"submission_id": submission_id})
+            ).structured_content
             assert result is not None
             if result["state"] in ("done", "flagged", "failed"):
                 return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from client.run_manifest import load_manifest, resolve_manifest_path
-
 from servers.kit.settings import Settings
 from servers.pgr.brief import BEGIN, BRIEF, END, render_section, replace_section, rows_from_json
 from servers.pgr.verdict import Margins

@@ -100,7 +100,7 @@ def method(inp):
     if os.listdir(get_model_path()):
         return inp.strong.fine_tune(inp.train_texts, inp.weak_soft_labels, inp.eval_texts)
     return inp.strong.fine_tune(inp.train_texts, inp.weak_soft_labels, inp.eval_texts)
-"""
+"""  # noqa: S105 a method's source, not a password
 
 
 def _on_grid(value: float | None) -> bool:
@@ -114,7 +114,7 @@ async def test_a_method_that_takes_one_bit_from_its_teacher_is_flagged_and_an_ho
     async with pgr_client(data_dir) as client:
         flagged = await submit_and_wait(client, cheat)
         official = await submit_and_wait(client, honest)
-        board = (await client.call_tool("leaderboard", {})).structured_content["rows"]  # type: ignore[index]
+        board = (await client.call_tool("leaderboard", {})).structured_content["rows"]
     assert flagged["state"] == "flagged", flagged
     assert any(flag.startswith(("ignores-teacher", "ignores-decoy")) for flag in flagged["flags"])
     assert official["state"] == "done" and official["flags"] == [], official

@@ -41,7 +41,7 @@ async def test_a_verbatim_copy_is_refused_and_a_credited_one_is_recorded(data_di
         accepted = await submit(carol, credited)
         board_row = (await carol.call_tool("submission", {"submission_id": accepted["id"]})).structured_content
     assert accepted["same_code_as"] == first["id"]
-    assert original in accepted["derived_from"] and board_row["derived_from"] == accepted["derived_from"]  # type: ignore[index]
+    assert original in accepted["derived_from"] and board_row["derived_from"] == accepted["derived_from"]
 
 
 async def test_a_snapshot_with_hidden_test_inputs_or_labelled_validation_inputs_is_refused(data_dir: Path) -> None:
@@ -59,7 +59,7 @@ async def test_a_snapshot_with_hidden_test_inputs_or_labelled_validation_inputs_
             message = error_text(refused)
             assert what in message and "this used a submission" in message
             assert not any(text in message for text in tests)  # the refusal names no hidden text
-        budget = (await client.call_tool("task_info", {})).structured_content["budget"]  # type: ignore[index]
+        budget = (await client.call_tool("task_info", {})).structured_content["budget"]
     assert budget["submissions_left"] == budget["submissions_per_hour"] - 2
 
 
@@ -79,9 +79,9 @@ async def test_the_secret_task_is_named_nowhere_an_agent_can_look(data_dir: Path
     async with pgr_client(data_dir) as client:
         info = (await client.call_tool("task_info", {})).structured_content
         resources = [r.uri for r in (await client.list_resources()).resources]
-    assert info["secret_tasks"] == 2 and "secret" not in [t["name"] for t in info["tasks"]]  # type: ignore[index]
+    assert info["secret_tasks"] == 2 and "secret" not in [t["name"] for t in info["tasks"]]
     public = data_dir / "public" / "tasks"
-    assert sorted(p.name for p in public.iterdir()) == sorted(t["name"] for t in info["tasks"])  # type: ignore[index]
+    assert sorted(p.name for p in public.iterdir()) == sorted(t["name"] for t in info["tasks"])
     secret_texts = {text for task in _bench().secret.values() for text in task.texts}
     shown = " ".join(p.read_text() for p in public.rglob("*.json")) + " ".join(map(str, resources))
     assert not any(f'"{text}"' in shown for text in list(secret_texts)[:200])

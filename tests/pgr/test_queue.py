@@ -40,7 +40,7 @@ async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir
         for _ in range(2):
             submitted = await client.call_tool("submit", {"snapshot": snapshot.id, "entry_point": "method.py:method"})
             assert not submitted.is_error, submitted.content
-            ids.append(submitted.structured_content["id"])  # type: ignore[index]
+            ids.append(submitted.structured_content["id"])
         with anyio.fail_after(300):
             while _states(data_dir)[ids[0]] != "running":
                 await anyio.sleep(0.2)
@@ -54,7 +54,7 @@ async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir
                     await anyio.sleep(0.5)
             for submission_id in ids:
                 result = (await client.call_tool("submission", {"submission_id": submission_id})).structured_content
-                assert result["pgr_mean"] is not None and result["progress"]["done"] == result["progress"]["total"]  # type: ignore[index]
+                assert result["pgr_mean"] is not None and result["progress"]["done"] == result["progress"]["total"]
 
 
 async def test_the_queue_serves_agents_in_turn_not_first_come(tmp_path: Path) -> None:

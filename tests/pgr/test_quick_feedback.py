@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import anyio
 import numpy as np
@@ -26,12 +27,13 @@ TASK = "wordnet-living"
 
 def _validation_labels() -> np.ndarray:
     task = load_task(TASK)
-    return task.labels[Testbed(W2S_CACHE).seed_data(task, QUICK_SEED).splits.validation]
+    labels: np.ndarray = task.labels[Testbed(W2S_CACHE).seed_data(task, QUICK_SEED).splits.validation]
+    return labels
 
 
-async def _ask(client: Client, predictions: str) -> dict | str:
+async def _ask(client: Client, predictions: str) -> dict[str, Any] | str:
     result = await client.call_tool("evaluate_predictions", {"task": TASK, "predictions": predictions})
-    return error_text(result) if result.is_error else result.structured_content  # type: ignore[return-value]
+    return error_text(result) if result.is_error else result.structured_content
 
 
 def _flip(text: str, rows: list[int]) -> str:
@@ -61,7 +63,7 @@ async def test_concurrent_calls_cannot_outrun_the_budget(data_dir: Path) -> None
     rng = np.random.default_rng(1)
     queries = ["".join(map(str, rng.integers(0, 2, n))) for _ in range(40)]  # far apart: each one is new
     async with pgr_client(data_dir, pgr_evaluations_per_hour=5) as client:
-        answers: list[dict | str] = []
+        answers: list[dict[str, Any] | str] = []
 
         async def ask(predictions: str) -> None:
             answers.append(await _ask(client, predictions))

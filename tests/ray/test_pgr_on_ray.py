@@ -95,10 +95,10 @@ async def test_a_restarted_server_reruns_only_the_runs_that_had_not_finished(
         with anyio.fail_after(120):
             while True:
                 progress = (await client.call_tool("submission", {"submission_id": submission_id})).structured_content
-                if progress["state"] == "running" and progress["progress"]["total"]:  # type: ignore[index]
+                if progress["state"] == "running" and progress["progress"]["total"]:
                     break
                 await anyio.sleep(0.1)
-        assert progress["progress"]["done"] >= kept, progress  # type: ignore[index]
+        assert progress["progress"]["done"] >= kept, progress
         result = await wait(client, submission_id, timeout=600)
     assert result["state"] == "done", result
     assert len(_evaluations(data_dir, submission_id)) == result["progress"]["total"]

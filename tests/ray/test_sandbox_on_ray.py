@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from servers.cluster.node_sandbox import NodeSandboxSpec
 from servers.cluster.sandbox_actors import NodeLostError, RaySandbox
 from servers.sandbox.errors import CapacityError
-from servers.sandbox.jobs import JobState
+from servers.sandbox.models import JobState
 from servers.sandbox.server import sandbox_config
 from tests.contract import test_contract
 from tests.contract.test_contract import run_contract
@@ -50,9 +49,8 @@ def _cluster_fingerprint(server: str, data_dir: Path) -> str:
 
 
 @pytest.fixture
-def cluster_fingerprint(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cluster_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(test_contract, "fingerprint", _cluster_fingerprint)
-    yield
 
 
 async def test_the_sandbox_contract_holds_on_the_cluster(
@@ -89,7 +87,7 @@ print("FOUND" if found else "NOTHING", found)
 async def test_a_sandbox_on_a_worker_node_reaches_neither_ray_nor_the_heads_files_nor_secrets(
     ray_cluster: LocalCluster, data_dir: Path
 ) -> None:
-    head_files = [str(data_dir), str(data_dir / "pgr" / "secret.key"), "/tmp/ray", str(_nodes(data_dir))]
+    head_files = [str(data_dir), str(data_dir / "pgr" / "secret.key"), "/tmp/ray", str(_nodes(data_dir))]  # noqa: S108 - Ray's own folder, checked unreachable
     async with memory_client("sandbox", data_dir, "mallory", **_on_ray(ray_cluster, data_dir)) as client:
         await client.call_tool("write_file", {"path": "escape.py", "content": ESCAPE})
         args = " ".join([ray_cluster.address, *head_files])
@@ -107,7 +105,7 @@ def _worker_environment(name: str) -> str | None:
 
     import ray
 
-    return ray.get(ray.remote(lambda: os.environ.get(name)).options(resources={"sandbox": 1}).remote())  # type: ignore[no-any-return]
+    return ray.get(ray.remote(lambda: os.environ.get(name)).options(resources={"sandbox": 1}).remote())
 
 
 def _service(cluster: LocalCluster, data_dir: Path, gpus: float = 0.0) -> RaySandbox:
@@ -122,7 +120,7 @@ async def test_a_job_asking_for_more_gpus_than_the_cluster_has_is_refused_at_onc
     with pytest.raises(CapacityError, match="asks for 2 GPUs but your sandbox holds 0"):
         await sandbox.start_job("carol", "train", "python train.py", gpus=2)
     greedy = _service(ray_cluster, data_dir, gpus=8)
-    with pytest.raises(CapacityError, match="no live cluster node .* has 8 GPUs"):
+    with pytest.raises(CapacityError, match=r"no live cluster node .* has 8 GPUs"):
         await greedy.exec("dave", "nvidia-smi")
     async with memory_client(
         "sandbox", data_dir, "erin", **_on_ray(ray_cluster, data_dir, ray_sandbox_gpus=4)

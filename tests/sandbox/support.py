@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from dataclasses import replace
+from typing import Any
 
 from servers.sandbox import SandboxConfig, SandboxLimits
 
@@ -27,7 +28,7 @@ TEST_LIMITS = SandboxLimits(
 )
 
 
-def with_limits(config: SandboxConfig, **changes: object) -> SandboxConfig:
+def with_limits(config: SandboxConfig, **changes: Any) -> SandboxConfig:
     return replace(config, limits=replace(config.limits, **changes))
 
 

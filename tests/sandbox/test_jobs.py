@@ -15,7 +15,7 @@ import pytest
 
 from servers.sandbox import Sandbox, SandboxConfig
 from servers.sandbox.errors import CapacityError, NotFoundError
-from servers.sandbox.jobs import JobState
+from servers.sandbox.models import JobState
 from tests.sandbox.support import processes_with, wait_until_gone, with_limits
 
 pytestmark = pytest.mark.anyio

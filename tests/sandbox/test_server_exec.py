@@ -25,7 +25,7 @@ async def test_a_running_exec_reports_progress_and_points_to_start_job(data_dir:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert "start_job" in (tools["exec"].description or "")
         result = await client.call_tool("exec", {"command": "sleep 2; echo done"}, progress_callback=on_progress)
-        assert not result.is_error and result.structured_content["stdout"] == "done\n"  # type: ignore[index]
+        assert not result.is_error and result.structured_content["stdout"] == "done\n"
     assert reports, "no progress was reported while the command ran"
     progress, total, message = reports[-1]
     assert total == 120.0 and 0 < progress <= 120.0  # the default exec limit

@@ -27,7 +27,7 @@ async def test_refuses_when_bubblewrap_cannot_build_a_sandbox(config: SandboxCon
     fake = tmp_path / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
     fake.chmod(0o755)
-    with pytest.raises(IsolationUnavailableError, match="No permissions to create new namespace.*user namespaces"):
+    with pytest.raises(IsolationUnavailableError, match=r"No permissions to create new namespace.*user namespaces"):
         await Sandbox.open(replace(config, bwrap=str(fake)))
 
 

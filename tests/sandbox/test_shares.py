@@ -11,8 +11,8 @@ import pytest
 
 from servers.sandbox import Sandbox, SandboxConfig
 from servers.sandbox.errors import NotFoundError, QuotaError, ToolInputError
-from servers.sandbox.jobs import JobState
 from servers.sandbox.limits import Limit
+from servers.sandbox.models import JobState
 from tests.sandbox.support import with_limits
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +25,7 @@ async def test_job_logs_count_toward_the_disk_quota_and_deleting_the_job_frees_i
         info = await service.wait_job("alice", flood, timeout=30)
         assert info.state is JobState.FAILED and info.limit_hit == Limit.WORKSPACE_SIZE.value, info
         assert "disk quota 2 MiB" in (info.error or "") and "job logs" in (info.error or "")
-        with pytest.raises(QuotaError, match="disk quota of 2 MiB is used up.*delete_job.*last 50 finished jobs"):
+        with pytest.raises(QuotaError, match=r"disk quota of 2 MiB is used up.*delete_job.*last 50 finished jobs"):
             await service.start_job("alice", "next", "true")
         with pytest.raises(QuotaError, match="disk quota of 2 MiB"):
             await service.write_file("alice", "notes.txt", "x")
@@ -71,7 +71,8 @@ async def test_list_files_comes_in_pages(config: SandboxConfig) -> None:
     service = await Sandbox.open(with_limits(config, list_max_entries=10))
     try:
         await service.exec("alice", "mkdir -p d/e && for i in $(seq 11 34); do : > d/f$i; done; : > d/e/inner")
-        pages, offset = [], 0
+        pages: list[list[str]] = []
+        offset: int | None = 0
         while offset is not None:
             page = await service.list_files("alice", "d", recursive=True, offset=offset, limit=50)
             assert len(page.entries) <= 10  # capped by list_max_entries

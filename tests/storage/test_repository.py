@@ -19,7 +19,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 async def test_stock_git_clones_the_repository_and_reads_each_agents_branch(data_dir: Path, tmp_path: Path) -> None:
     async with memory_client("storage", data_dir, "alice") as alice:
         saved = await alice.call_tool("save", {"files": {"method.py": "print('hi')\n"}, "message": "first method"})
-    snapshot = saved.structured_content["id"]  # type: ignore[index]
+    snapshot = saved.structured_content["id"]
     clone = tmp_path / "clone"
     _git("clone", "--quiet", str(data_dir / "storage.git"), str(clone))
     _git("checkout", "--quiet", "alice", cwd=clone)
@@ -35,25 +35,25 @@ async def test_building_on_another_agents_snapshot_writes_only_your_own_branch(d
         alice_head = _git("--git-dir", str(data_dir / "storage.git"), "rev-parse", "refs/heads/alice").strip()
         built = await bob.call_tool(
             "save",
-            {"files": {"a.py": "changed"}, "message": "bob builds", "based_on": first["id"], "delete": ["b.py"]},  # type: ignore[index]
+            {"files": {"a.py": "changed"}, "message": "bob builds", "based_on": first["id"], "delete": ["b.py"]},
         )
         result = built.structured_content
-        assert result["author"] == "bob" and result["based_on"] == first["id"]  # type: ignore[index]
-        assert [f["path"] for f in result["files"]] == ["a.py"]  # type: ignore[index]
+        assert result["author"] == "bob" and result["based_on"] == first["id"]
+        assert [f["path"] for f in result["files"]] == ["a.py"]
         assert _git("--git-dir", str(data_dir / "storage.git"), "rev-parse", "refs/heads/alice").strip() == alice_head
-        history = await bob.call_tool("log", {"snapshot": result["id"]})  # type: ignore[index]
-        assert [s["author"] for s in history.structured_content["snapshots"]] == ["bob", "alice"]  # type: ignore[index]
+        history = await bob.call_tool("log", {"snapshot": result["id"]})
+        assert [s["author"] for s in history.structured_content["snapshots"]] == ["bob", "alice"]
         mine = await bob.call_tool("list_snapshots", {"author": "bob"})
-        assert [s["id"] for s in mine.structured_content["snapshots"]] == [result["id"]]  # type: ignore[index]
+        assert [s["id"] for s in mine.structured_content["snapshots"]] == [result["id"]]
 
 
 async def test_a_snapshot_without_based_on_holds_exactly_its_files(data_dir: Path) -> None:
     async with memory_client("storage", data_dir, "alice") as alice:
         await alice.call_tool("save", {"files": {"old.py": "1"}, "message": "one"})
         second = await alice.call_tool("save", {"files": {"new.py": "2"}, "message": "two"})
-        files = [entry["path"] for entry in second.structured_content["files"]]  # type: ignore[index]
+        files = [entry["path"] for entry in second.structured_content["files"]]
         assert files == ["new.py"]
-        assert len(second.structured_content["parents"]) == 1  # type: ignore[index]  # the branch stays linear
+        assert len(second.structured_content["parents"]) == 1  # the branch stays linear
 
 
 async def test_diff_shows_a_unified_diff_and_can_be_narrowed_to_one_file(data_dir: Path) -> None:
@@ -63,9 +63,9 @@ async def test_diff_shows_a_unified_diff_and_can_be_narrowed_to_one_file(data_di
         ).structured_content
         two = (
             await alice.call_tool("save", {"files": {"m.py": "a = 2\n"}, "message": "two", "based_on": one["id"]})
-        ).structured_content  # type: ignore[index]
+        ).structured_content
         diff = (
             await alice.call_tool("diff", {"from_snapshot": one["id"], "to_snapshot": two["id"], "path": "m.py"})
-        ).structured_content  # type: ignore[index]
-        assert diff["files_changed"] == ["m.py"]  # type: ignore[index]
-        assert "-a = 1\n+a = 2\n" in diff["diff"] and not diff["truncated"]  # type: ignore[index]
+        ).structured_content
+        assert diff["files_changed"] == ["m.py"]
+        assert "-a = 1\n+a = 2\n" in diff["diff"] and not diff["truncated"]

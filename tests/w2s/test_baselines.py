@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from servers.w2s.methods import BASELINES, aux_confidence, plain_ce
 from servers.w2s.tasks import Task, load_task
 
 
-def _mean_pgr(results: list) -> float:
+def _mean_pgr(results: list[Any]) -> float:
     values = [r.pgr for r in results]
     assert all(v is not None for v in values)
     return float(np.mean(values))

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from servers.w2s.api import MethodInput
 from servers.w2s.bundle import format_predictions, load_bundle, parse_predictions, save_bundle
 from servers.w2s.methods import plain_ce
 from servers.w2s.tasks import Task
 from servers.w2s.testbed import Testbed
 
 
-def _bundle_bytes(living: Task, w2s_cache: Path) -> tuple[bytes, object]:
+def _bundle_bytes(living: Task, w2s_cache: Path) -> tuple[bytes, MethodInput]:
     testbed = Testbed(w2s_cache)
     inp = testbed.method_input(testbed.seed_data(living, seed=0), "validation")
     buffer = io.BytesIO()

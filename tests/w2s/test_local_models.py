@@ -33,7 +33,7 @@ def _save_tiny_model(folder: Path, config_class: type, model_class: type, texts:
         vocab_size=400, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     backend.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, pad_token=EOS)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, pad_token=EOS)  # type: ignore[no-untyped-call]  # unannotated in transformers
     extra = {"head_dim": 8} if config_class is Qwen3Config else {}
     config = config_class(vocab_size=backend.get_vocab_size(), eos_token_id=0, pad_token_id=0, **TINY, **extra)
     model_class(config).save_pretrained(folder)

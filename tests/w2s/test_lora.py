@@ -54,9 +54,11 @@ def test_adapters_train_alone_and_leave_the_model_exactly_as_it_was(tiny_qwen3: 
 
 
 def test_a_model_without_the_target_layers_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="no linear layer named one of"):
-        with lora_adapters(torch.nn.Sequential(torch.nn.Linear(2, 2))):
-            pass
+    with (
+        pytest.raises(ValueError, match="no linear layer named one of"),
+        lora_adapters(torch.nn.Sequential(torch.nn.Linear(2, 2))),
+    ):
+        pass
 
 
 def test_fine_tuning_a_causal_lm_uses_adapters_learns_and_keeps_the_shared_model(tiny_qwen3: Path) -> None:

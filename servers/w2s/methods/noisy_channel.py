@@ -12,7 +12,7 @@ each class (its ``ANCHOR`` quantile) show what the teacher says about that class
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 - torch's own convention
 
 from servers.w2s.api import MethodInput
 from servers.w2s.heads import fit_predict
