@@ -28,9 +28,11 @@ def test_a_submission_is_recorded_once_per_state_and_final_only_when_it_cannot_c
     running = pgr_policy.observe(pgr_policy.SUBMISSION, {"id": "sub_1", "state": "running"}, states)
     assert running is not None and running.fields["final"] is False
     assert pgr_policy.observe(pgr_policy.SUBMISSION, {"id": "sub_1", "state": "running"}, states) is None
-    done = pgr_policy.observe(pgr_policy.SUBMISSION, {"id": "sub_1", "state": "flagged", "pgr_mean": 0.4}, states)
+    results = [{"task": "wordnet-living", "pgr_mean": 0.4}]
+    answer = {"id": "sub_1", "state": "flagged", "pgr_mean": 0.4, "results": results}
+    done = pgr_policy.observe(pgr_policy.SUBMISSION, answer, states)
     assert done is not None and done.fields == {
-        "kind": "submission", "id": "sub_1", "state": "flagged", "pgr": 0.4, "final": True,
+        "kind": "submission", "id": "sub_1", "state": "flagged", "pgr": 0.4, "results": results, "final": True,
     }  # fmt: skip
     assert pgr_policy.observe("forum__post", {"id": 3}, states) is None
 
