@@ -85,7 +85,7 @@ def drive_live_console(base: str, run_dir: Path) -> None:
     with chromium() as driver:
         driver.get(base + "/")
         assert "Team" in driver.title
-        _wait("the first turns", lambda: _turns(driver, "elicit") > 0)
+        _wait("the first turns", lambda: _turns(driver, "elicit") > 0, 300)
         seen = _turns(driver, "elicit")
         _wait("the team page to refresh itself", lambda: _turns(driver, "elicit") > seen)  # no reload in between
         screenshot(driver, "team-live")
