@@ -80,3 +80,12 @@ def test_a_server_script_takes_the_serve_flags_and_no_name() -> None:
     probe = "import sys; from servers.cli import forum; sys.exit(forum(['--help']))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and "--http" in result.stdout and "{forum," not in result.stdout
+
+
+def test_ci_runs_the_readmes_setup_and_test_commands_as_written() -> None:
+    """A missing install step must fail in CI, not for a user: CI runs the README's own commands."""
+    block = (ROOT / "README.md").read_text().split("## Two commands on a fresh machine", 1)[1].split("```sh\n")[1]
+    setup_line, test_line = (line.split("#")[0].strip() for line in block.split("```")[0].strip().splitlines())
+    ci_lines = [line.split("#")[0].strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert setup_line.split(" && ")[0] in ci_lines, f"CI does not run the README's setup: {setup_line}"
+    assert test_line in ci_lines, f"CI does not run the README's tests: {test_line}"
