@@ -180,8 +180,11 @@ class ToolBridge:
         catalogue: ToolCatalogue,
         tool_timeout_s: float,
         reconnect_s: float,
+        defaults: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.allowed = set(allowed)
+        self._defaults = defaults or {}
+        """Tool -> arguments the run manifest fills in when the model leaves them out (e.g. a job's GPUs)."""
         self._catalogue = catalogue
         self._tool_timeout_s = tool_timeout_s
         self._reconnect_s = reconnect_s
@@ -228,6 +231,7 @@ class ToolBridge:
             )
         if not isinstance(arguments, dict):
             return ToolOutcome(text="error: tool input must be a JSON object", is_error=True)
+        arguments = {**self._defaults.get(name, {}), **arguments}
         try:
             with anyio.fail_after(self._tool_timeout_s):
                 outcome = await self._call_with_reconnect(server, tool, name, arguments)

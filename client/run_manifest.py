@@ -113,6 +113,7 @@ class AgentSpec(_Strict):
     tools: list[str] | None = Field(default=None, description="Overrides the manifest's tool allowlist.")
     model: str | None = None
     budget: BudgetLimits | None = Field(default=None, description="Overrides the manifest's per-agent budget.")
+    gpus: int | None = Field(default=None, ge=0, description="Overrides the manifest's GPUs per sandbox job.")
 
 
 DEFAULT_KICKOFF = """\
@@ -143,6 +144,12 @@ class RunManifest(_Strict):
     budget: Budgets = Budgets()
     context: CompactionPolicy = CompactionPolicy()
     retry: Retry = Retry()
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs each sandbox job of an agent gets unless the job asks otherwise (start_job's `gpus`);"
+        " default: the sandbox's own (one GPU where it has any).",
+    )
     agents: list[AgentSpec] = Field(min_length=1)
 
     def agent(self, name: str) -> AgentSpec:
@@ -163,6 +170,11 @@ class RunManifest(_Strict):
         price = self.pricing or known_price(model)
         assert price is not None, "checked when the manifest was loaded"
         return price
+
+    def tool_defaults(self, name: str) -> dict[str, dict[str, Any]]:
+        """Arguments agent `name`'s calls get when the model leaves them out: tool -> argument -> value."""
+        gpus = self.agent(name).gpus if self.agent(name).gpus is not None else self.gpus
+        return {} if gpus is None else {"sandbox__start_job": {"gpus": gpus}}
 
     def allowed_tools(self, name: str, catalogue: ToolCatalogue) -> list[str]:
         """The `server__tool` names agent `name` may call (its patterns expanded against the catalogue)."""

@@ -188,6 +188,7 @@ async def run_team(request: RunRequest) -> RunResult:
                     catalogue=catalogue,
                     tool_timeout_s=manifest.servers.tool_timeout,
                     reconnect_s=manifest.servers.reconnect,
+                    defaults=manifest.tool_defaults(name),
                 ),
                 log=logs[name],
                 progress=progresses[name],

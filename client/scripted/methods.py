@@ -1,11 +1,14 @@
 """The methods the scripted researcher writes: a library method, then that method refined with knobs.
 
-A first cycle runs one of the library's methods as it is (``BASE``, from ``servers/w2s/methods``;
-each direction starts from a different one). Later cycles refine: ``MIX`` mixes the hardened
-answers of ``BASE`` on the train texts into the teacher's labels; ``K`` smooths each label over
-its K nearest neighbours in the student's features (``knn_relabel``); ``KEEP`` trains only on
-the labels the teacher is surest of (``top_confident``); ``COEF`` and ``WARMUP`` are the
-auxiliary confidence loss's (Burns et al. 2023); ``EPOCHS`` multiplies the task's head epochs.
+Every method starts from one of the library's methods (``BASE``, from ``servers/w2s/methods``;
+each direction starts from a different one), whose own score is in the research brief already,
+and refines it: ``MIX`` mixes the hardened answers of ``BASE`` on the train texts into the
+teacher's labels; ``K`` smooths each label over its K nearest neighbours in the student's features
+(``knn_relabel``); ``KEEP`` trains only on the labels the teacher is surest of (``top_confident``);
+``SIMPLE`` first passes the labels through a student that sees only the top SIMPLE principal
+components of the features (bootstrapping's simplicity step, Burns et al. 2023); ``COEF`` and
+``WARMUP`` are the auxiliary confidence loss's (Burns et al. 2023); ``EPOCHS`` multiplies the
+task's head epochs.
 Every method is real code on the method API, so its scores are real. The knobs are module
 constants so that another researcher can read them back from a snapshot (or from the title of a
 post) and vary or combine them.
@@ -41,6 +44,7 @@ WARMUP = {warmup!r}
 KEEP = {keep!r}
 K = {k!r}
 EPOCHS = {epochs!r}
+SIMPLE = {simple!r}
 
 
 def method(inp: MethodInput) -> torch.Tensor:
@@ -59,6 +63,11 @@ def method(inp: MethodInput) -> torch.Tensor:
         unit = torch.nn.functional.normalize(features, dim=1)
         neighbours = (unit @ unit.T).topk(min(K, len(unit)), dim=1).indices
         targets = targets[neighbours].mean(dim=1)
+    if SIMPLE > 0:  # a student of the top SIMPLE principal components relabels train: it cannot fit the noise
+        centred = features - features.mean(dim=0)
+        _, _, components = torch.linalg.svd(centred, full_matrices=False)
+        simple = centred @ components[:SIMPLE].T
+        targets = fit_predict(simple, targets, simple, recipe=strong.head_recipe, seed=inp.seed)
     if KEEP < 1.0:  # train only on the labels the teacher is surest of
         confidence = (targets[:, 1] - 0.5).abs()
         keep = torch.argsort(confidence, descending=True, stable=True)[: max(1, round(KEEP * len(confidence)))]
@@ -78,6 +87,7 @@ class Knobs:
     keep: float = 1.0
     k: int = 1
     epochs: int = 1
+    simple: int = 0
 
     @property
     def pure(self) -> bool:
@@ -89,7 +99,7 @@ class Knobs:
             return f"BASE={self.base}"
         return (
             f"BASE={self.base} MIX={self.mix:g} COEF={self.coef:g} WARMUP={self.warmup:g} KEEP={self.keep:g}"
-            f" K={self.k} EPOCHS={self.epochs}"
+            f" K={self.k} EPOCHS={self.epochs} SIMPLE={self.simple}"
         )
 
 
@@ -161,16 +171,21 @@ def _knobs(raw: dict[str, object]) -> Knobs | None:
             keep=float(str(raw["keep"])),
             k=max(1, int(float(str(raw["k"])))),
             epochs=max(1, int(float(str(raw["epochs"])))),
+            simple=max(0, int(float(str(raw["simple"])))),
         )
     except (KeyError, ValueError):
         return None
+
+
+SIMPLE_STEPS = (0, 4, 8, 16, 32)
+"""The principal-component counts SIMPLE moves between (0: no simplicity step)."""
 
 
 def vary(knobs: Knobs, rng: random.Random) -> tuple[Knobs, str]:
     """Change one knob by one step; returns the new knobs and what changed. A pure method is refined first."""
     if knobs.pure:
         return replace(knobs, mix=0.5), f"MIX 1 -> 0.5 (refine {knobs.base} with the teacher's labels)"
-    knob = rng.choice(["mix", "coef", "warmup", "keep", "k", "epochs"])
+    knob = rng.choice(["mix", "coef", "warmup", "keep", "k", "epochs", "simple"])
     up = rng.random() < 0.5
     if knob == "mix":
         changed = replace(knobs, mix=round(min(0.9, max(0.0, knobs.mix + (0.2 if up else -0.2))), 2))
@@ -182,8 +197,11 @@ def vary(knobs: Knobs, rng: random.Random) -> tuple[Knobs, str]:
         changed = replace(knobs, keep=round(min(1.0, max(0.3, knobs.keep + (0.1 if up else -0.1))), 2))
     elif knob == "k":
         changed = replace(knobs, k=min(61, max(1, knobs.k * 2 + 1 if up else knobs.k // 2)))
-    else:
+    elif knob == "epochs":
         changed = replace(knobs, epochs=min(8, max(1, knobs.epochs * 2 if up else knobs.epochs // 2)))
+    else:
+        steps = SIMPLE_STEPS.index(knobs.simple) if knobs.simple in SIMPLE_STEPS else 0
+        changed = replace(knobs, simple=SIMPLE_STEPS[min(len(SIMPLE_STEPS) - 1, max(0, steps + (1 if up else -1)))])
     if changed == knobs:
         return vary(knobs, rng)
     return changed, f"{knob.upper()} {getattr(knobs, knob):g} -> {getattr(changed, knob):g}"

@@ -182,13 +182,15 @@ def _settle(memory: Memory, tools: set[str]) -> bool:
 
 
 def _design(memory: Memory, tools: set[str]) -> None:
-    """Start a cycle: first my direction's library method; then build on the best posted result if it
-    beats mine (varying it, or combining it with the best result of another method), else vary my own best."""
+    """Start a cycle: first a refinement of my direction's library method (the method as it is has its
+    official score in the brief already); then build on the best posted result if it beats mine
+    (varying it, or combining it with the best result of another method), else vary my own best."""
     memory.cycle += 1
     memory.base = memory.validation = memory.predictions = memory.snapshot = memory.submission = None
     memory.run_note = memory.submit_note = ""
     if memory.cycle == 1:
-        memory.knobs, memory.change = asdict(Knobs(base=memory.start)), f"the library's {memory.start} as it is"
+        knobs, change = _refine(memory, Knobs(base=memory.start))
+        memory.knobs, memory.change = knobs, f"the library's {memory.start} refined: {change}"
         memory.phase = "write"
         return
     candidates = [r for r in memory.results if r["snapshot"] not in memory.tried_bases and r["pgr"] is not None]

@@ -123,16 +123,17 @@ class RaySandbox:
         return await self._call(agent, "exec", agent, command, timeout)  # type: ignore[no-any-return]
 
     async def start_job(
-        self, agent: str, name: str, command: str, timeout: float | None = None, gpus: float | None = None
+        self, agent: str, name: str, command: str, timeout: float | None = None, gpus: int | None = None
     ) -> str:
-        """Queue a job on the agent's node; `gpus` may not exceed what the agent's actor holds."""
+        """Queue a job on the agent's node; `gpus` may not exceed what the agent's actor holds (Ray's GPUs
+        for it, which the node's sandbox shares out as a local one does its configured devices)."""
         wanted = self._gpus if gpus is None else gpus
         if wanted > self._gpus:
             raise CapacityError(
                 f"this job asks for {wanted:g} GPUs but your sandbox holds {self._gpus:g} "
                 "(setting AAR_RAY_SANDBOX_GPUS, the operator's per-agent GPUs); ask for at most that many"
             )
-        job_id: str = await self._call(agent, "start_job", agent, name, command, timeout)
+        job_id: str = await self._call(agent, "start_job", agent, name, command, timeout, gpus)
         self._placements[agent].jobs[job_id] = (name, command, time.time())
         return job_id
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,6 +92,15 @@ class Database:
         for reader in self._readers:
             await reader.connection.close()
         await self._writer.close()
+
+    async def add_columns(self, migrations: Mapping[str, Mapping[str, str]]) -> None:
+        """Add the columns (table -> column -> declaration) that a file made by an older release lacks."""
+        for table, columns in migrations.items():
+            present = {row["name"] for row in await self.fetch_all(f"PRAGMA table_info({table})")}
+            async with self.transaction() as connection:
+                for column, declaration in columns.items():
+                    if column not in present:
+                        await connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -125,12 +125,7 @@ class PgrStore:
     @classmethod
     async def open(cls, path: Path, *, synchronous: str = "NORMAL") -> PgrStore:
         database = await Database.open(path, SCHEMA, synchronous=synchronous)
-        for table, columns in MIGRATIONS.items():
-            present = {row["name"] for row in await database.fetch_all(f"PRAGMA table_info({table})")}
-            async with database.transaction() as connection:
-                for column, declaration in columns.items():
-                    if column not in present:
-                        await connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        await database.add_columns(MIGRATIONS)
         return cls(database)
 
     async def reserve(self, agent: str, kind: str, *, per_agent: int, per_team: int, window_s: float) -> Refusal | None:

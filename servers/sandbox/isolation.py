@@ -79,6 +79,7 @@ class Isolation:
     def __init__(self, config: SandboxConfig, gpus: GpuPool, *, unsafe: bool) -> None:
         self._config = config
         self._gpus = gpus
+        self.check_gpus = gpus.check
         self.unsafe = unsafe
         self._sh = _which("sh", "it is part of every Linux base system")
         self._bwrap = None if unsafe else _which(config.bwrap, FIX_HINT)
@@ -126,8 +127,11 @@ class Isolation:
         bwrap = [self._bwrap, "--args", str(args_fd), "--", *init, INIT_PATH, str(control_fd)]
         return Launch([*prefix, *bwrap], "/", {}, (control_fd, args_fd), (args_fd,), binds)
 
-    def command(self, workspace: Path, command: str, *, cpu_s: int, cgroup: Cgroup | None) -> CommandSpec:
-        """What the init runs for `command`: bash in /workspace with the configured limits."""
+    def command(
+        self, workspace: Path, command: str, *, cpu_s: int, cgroup: Cgroup | None, gpus: int | None = None
+    ) -> CommandSpec:
+        """What the init runs for `command`: bash in /workspace with the configured limits and `gpus` GPUs
+        (None: one, where there are any)."""
         limits = self._config.limits
         rlimits = [
             (resource.RLIMIT_CPU, cpu_s, cpu_s + 1),
@@ -140,7 +144,7 @@ class Isolation:
         if self.unsafe:
             logger.warning("UNSAFE: running a command WITHOUT isolation (unsafe_no_isolation=True): %.200s", command)
         home = str(workspace) if self.unsafe else WORKSPACE
-        env = self._env(self._gpus.assign(), home=home)
+        env = self._env(self._gpus.assign(gpus), home=home)
         ceiling = max(limits.exec_cpu_s, limits.job_cpu_s) + 1
         return CommandSpec(["/bin/bash", "-c", command], env, home, rlimits, merge=False, cpu_ceiling=ceiling)
 

@@ -48,11 +48,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
-    log_path TEXT NOT NULL
+    log_path TEXT NOT NULL,
+    gpus INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 """
+MIGRATIONS = {"jobs": {"gpus": "INTEGER"}}
+"""Columns added since the first release: added to older files when they are opened."""
 LOST_MESSAGE = "the sandbox service stopped while the job was running"
 TAIL_BYTES = 16 * 1024
 
@@ -68,8 +71,8 @@ class JobRecord(Job):
         return Job(**{name: getattr(self, name) for name in Job.model_fields})
 
 
-RunFactory = Callable[[str, str, float], Run]
-"""(owner, command, timeout_s) -> a Run ready to execute in the owner's workspace."""
+RunFactory = Callable[[str, str, float, int | None], Run]
+"""(owner, command, timeout_s, gpus) -> a Run ready to execute in the owner's workspace."""
 
 
 class JobManager:
@@ -90,6 +93,7 @@ class JobManager:
     @classmethod
     async def open(cls, db_path: Path, limits: SandboxLimits, log_dir: Path, make_run: RunFactory) -> JobManager:
         db = await Database.open(db_path, SCHEMA)
+        await db.add_columns(MIGRATIONS)
         manager = cls(db, limits, log_dir, make_run)
         async with db.transaction() as conn:
             cursor = await conn.execute(
@@ -116,7 +120,7 @@ class JobManager:
             await asyncio.wait(tasks, timeout=self._limits.kill_grace_s + 10)
         await self._db.close()
 
-    async def submit(self, owner: str, name: str, command: str, timeout_s: float) -> JobRecord:
+    async def submit(self, owner: str, name: str, command: str, timeout_s: float, gpus: int | None = None) -> JobRecord:
         """Record a job as queued and start it if a slot is free."""
         async with self._lock:
             row = await self._db.fetch_one(
@@ -135,9 +139,9 @@ class JobManager:
             log_path.touch()
             async with self._db.transaction() as conn:
                 await conn.execute(
-                    "INSERT INTO jobs (id, owner, name, command, timeout_s, state, created_at, log_path)"
-                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
-                    (job_id, owner, name, command, timeout_s, time.time(), str(log_path)),
+                    "INSERT INTO jobs (id, owner, name, command, timeout_s, gpus, state, created_at, log_path)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                    (job_id, owner, name, command, timeout_s, gpus, time.time(), str(log_path)),
                 )
             self._done[job_id] = asyncio.Event()
         await self._schedule()
@@ -236,7 +240,7 @@ class JobManager:
             await conn.execute("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?", (time.time(), job.id))
         self._last_start[job.owner] = time.time()
         self._done.setdefault(job.id, asyncio.Event())
-        run = self._make_run(job.owner, job.command, job.timeout_s)
+        run = self._make_run(job.owner, job.command, job.timeout_s, job.gpus)
         task = asyncio.create_task(self._run(job, run), name=f"sandbox-job-{job.id}")
         self._running[job.id] = (job.owner, run, task)
 

@@ -71,6 +71,9 @@ class Job(BaseModel):
     limit_hit: Limit | None
     error: str | None
     timeout_s: float
+    gpus: int | None = Field(
+        default=None, description="GPUs it asked for (null: the sandbox's default, one GPU where there are any)."
+    )
     created_at: UtcTimestamp
     started_at: UtcTimestamp | None
     finished_at: UtcTimestamp | None

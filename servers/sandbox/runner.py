@@ -145,6 +145,7 @@ class Run:
         command: str,
         timeout_s: float,
         cpu_s: int,
+        gpus: int | None = None,
     ) -> None:
         self._isolation = isolation
         self._boxes = boxes
@@ -156,6 +157,7 @@ class Run:
         self._command = command
         self._timeout_s = timeout_s
         self._cpu_s = cpu_s
+        self._gpus = gpus
         self._cancel = asyncio.Event()
         self._grace_s = limits.kill_grace_s
 
@@ -183,7 +185,9 @@ class Run:
             if self._cgroups
             else None
         )
-        spec = self._isolation.command(self._workspace.root, self._command, cpu_s=self._cpu_s, cgroup=cgroup)
+        spec = self._isolation.command(
+            self._workspace.root, self._command, cpu_s=self._cpu_s, cgroup=cgroup, gpus=self._gpus
+        )
         pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(2 if stderr is not None else 1)]
         try:
             self._start_usage = await start_usage  # before the command runs: only its own growth is held against it

@@ -171,10 +171,14 @@ def create_server(settings: Settings, *, local_agent: str | None = None) -> MCPS
         command: Command,
         ctx: Context,
         timeout_s: Annotated[float | None, Field(gt=0, description="Wall-clock limit; default 12 h.")] = None,
+        gpus: Annotated[
+            int | None,
+            Field(ge=0, le=64, description="GPUs the job needs (0: none); default one where the sandbox has any."),
+        ] = None,
     ) -> Job:
         """Start a long command in the background; it runs on when you disconnect. Poll job_status."""
         agent, sandbox = agent_and_sandbox(ctx)
-        job_id = await sandbox.start_job(agent, name, command, timeout_s)
+        job_id = await sandbox.start_job(agent, name, command, timeout_s, gpus)
         return (await sandbox.job_status(agent, job_id)).public()
 
     @server.tool(title="A job's status", annotations=READ_ONLY)

@@ -177,13 +177,21 @@ class Sandbox:
 
     # Jobs
 
-    async def start_job(self, agent: str, name: str, command: str, timeout: float | None = None) -> str:
+    async def start_job(
+        self, agent: str, name: str, command: str, timeout: float | None = None, gpus: int | None = None
+    ) -> str:
         """Queue `command` as a background job (stdout and stderr go to its log); returns the job id.
 
-        Refused while the agent's disk quota is used up: the log would have nowhere to go.
+        `gpus`: how many GPUs it gets (None: one where there are any; more than there are is refused
+        at once, never queued). Refused while the agent's disk quota is used up: the log would have
+        nowhere to go.
         """
         workspace = self._workspace(agent)
         _check_command(command)
+        if gpus is not None:
+            if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+                raise ToolInputError(f"gpus must be a whole number of GPUs, 0 or more; got {gpus!r}")
+            self._isolation.check_gpus(gpus)
         await self._job_manager.forget_old_jobs(agent)
         used = await asyncio.to_thread(workspace.usage)
         if used.bytes >= self.limits.workspace_mib * MIB:
@@ -194,7 +202,7 @@ class Sandbox:
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_JOB_NAME_CHARS or not name.isprintable():
             raise ToolInputError(f"invalid job name {name!r}: use 1-{MAX_JOB_NAME_CHARS} printable characters")
         timeout_s = _timeout(timeout, self.limits.job_timeout_s, self.limits.job_timeout_s)
-        job = await self._job_manager.submit(agent, name, command, timeout_s)
+        job = await self._job_manager.submit(agent, name, command, timeout_s, gpus)
         return job.id
 
     async def job_status(self, agent: str, job_id: str) -> JobRecord:
@@ -234,7 +242,7 @@ class Sandbox:
         workspace.ensure()
         return workspace
 
-    def _make_job_run(self, owner: str, command: str, timeout_s: float) -> Run:
+    def _make_job_run(self, owner: str, command: str, timeout_s: float, gpus: int | None) -> Run:
         return Run(
             self._isolation,
             self.boxes,
@@ -245,6 +253,7 @@ class Sandbox:
             command=command,
             timeout_s=timeout_s,
             cpu_s=self.limits.job_cpu_s,
+            gpus=gpus,
         )
 
 

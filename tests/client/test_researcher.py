@@ -86,23 +86,14 @@ def uses_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [m["content"][-1]["input"] for m in messages if m["role"] == "assistant"]
 
 
-def test_the_researcher_starts_from_its_directions_library_method_and_submits_only_a_refinement() -> None:
+def test_the_researcher_refines_its_directions_library_method_and_submits_only_what_beats_the_team() -> None:
     messages = drive(26, honest_servers())
     assert calls(messages) == [
         "forum__feed",
         "pgr__task_info",
         "forum__post",
-        # cycle 1: the library method as it is, scored and posted, not submitted
-        "sandbox__write_file",
-        "sandbox__exec",
-        "sandbox__read_file",
-        "pgr__evaluate_predictions",
-        "sandbox__save_snapshot",
-        "forum__post",
-        "forum__feed",
-        # cycle 2: build on the best posted result (its own), refine it, submit it
-        "sandbox__load_snapshot",
-        "sandbox__read_file",
+        # cycle 1: its library method refined (the method as it is is in the brief), scored, submitted (the
+        # team has submitted nothing yet), posted, and its official score reported under the post
         "sandbox__write_file",
         "sandbox__exec",
         "sandbox__read_file",
@@ -113,7 +104,17 @@ def test_the_researcher_starts_from_its_directions_library_method_and_submits_on
         "pgr__submission",
         "forum__reply",
         "forum__feed",
-        # cycle 3: no better result to load; its best is submitted and an equal score is not worth another
+        # cycle 2: build on the best posted result (its own), refine it; an equal score is not worth a submission
+        "sandbox__load_snapshot",
+        "sandbox__read_file",
+        "sandbox__write_file",
+        "sandbox__exec",
+        "sandbox__read_file",
+        "pgr__evaluate_predictions",
+        "sandbox__save_snapshot",
+        "forum__post",
+        "forum__feed",
+        # cycle 3: builds on the newest equal result
         "sandbox__load_snapshot",
         "sandbox__read_file",
         "sandbox__write_file",
@@ -122,18 +123,21 @@ def test_the_researcher_starts_from_its_directions_library_method_and_submits_on
     uses = uses_of(messages)
     assert uses[2]["kind"] == "claim" and "top_confident" in uses[2]["body"]  # the reweighting direction
     assert uses[4]["command"].startswith("python -m servers.w2s.runner --task wordnet-living --entry method.py:method")
-    assert read_knobs(uses[3]["content"]) == Knobs(base="top_confident")
-    finding = uses[8]
-    assert finding["kind"] == "finding" and "submission" not in finding and "library method" in finding["body"]
-    snapshot = finding["snapshot"]
-    assert uses[10] == {"snapshot": snapshot}
-    refined = read_knobs(uses[12]["content"])
-    assert refined == Knobs(base="top_confident", mix=0.5)
-    assert uses[16]["based_on"] == snapshot
-    result_post = uses[18]
+    first = read_knobs(uses[3]["content"])
+    assert first == Knobs(base="top_confident", mix=0.5)
+    assert uses[8] == {"snapshot": uses[8]["snapshot"], "entry_point": "method.py:method"}
+    result_post = uses[9]
     assert result_post["kind"] == "result" and result_post["submission"].startswith("sub_")
-    assert "PGR 0.50" in result_post["title"] and read_described(result_post["title"]) == refined
-    assert "0.61" in uses[20]["body"]
+    assert "PGR 0.50" in result_post["title"] and read_described(result_post["title"]) == first
+    assert result_post["snapshot"] == uses[8]["snapshot"]
+    assert "0.61" in uses[11]["body"]
+    assert uses[13] == {"snapshot": uses[8]["snapshot"]}
+    refined = read_knobs(uses[15]["content"])
+    assert refined is not None and refined != first and refined.base == "top_confident"
+    assert uses[19]["based_on"] == uses[8]["snapshot"]
+    finding = uses[20]
+    assert finding["kind"] == "finding" and "submission" not in finding
+    assert "does not beat the team's best submitted method" in finding["body"]
 
 
 def test_the_researcher_builds_on_the_best_posted_result_and_combines_it_with_another_method() -> None:
@@ -201,7 +205,7 @@ def test_the_researcher_carries_on_after_its_conversation_is_compacted() -> None
         kept = kept_turns(messages, keep)
         compacted = [compacted_head(KICKOFF, summary[0]["text"]), *messages[len(messages) - kept :]]
         after = respond("ada", {"messages": compacted, "tools": ALL_TOOLS})
-        assert after[0][-1]["name"] == full_next[0][-1]["name"] == "forum__post"
+        assert after[0][-1]["name"] == full_next[0][-1]["name"] == "pgr__submit"
         assert after[0][-1]["input"] == full_next[0][-1]["input"]
 
 

@@ -124,3 +124,14 @@ def test_a_big_team_is_looked_up_by_name_and_its_kickoff_names_a_bounded_roster(
     assert f"agent-{KICKOFF_ROSTER}: direction {KICKOFF_ROSTER}." in kickoff  # the 50 others after agent-0
     assert f"agent-{KICKOFF_ROSTER + 1}:" not in kickoff
     assert "and 29 more" in kickoff
+
+
+def test_an_agents_jobs_get_the_manifests_gpus_unless_the_agent_overrides_them() -> None:
+    raw = minimal(gpus=1)
+    raw["agents"] = [{"name": "alpha", "direction": "x"}, {"name": "beta", "direction": "y", "gpus": 0}]
+    manifest = manifest_from_dict(raw, Path("t.toml"))
+    assert manifest.tool_defaults("alpha") == {"sandbox__start_job": {"gpus": 1}}
+    assert manifest.tool_defaults("beta") == {"sandbox__start_job": {"gpus": 0}}
+    assert manifest_from_dict(minimal(), Path("t.toml")).tool_defaults("alpha") == {}
+    with pytest.raises(ManifestError, match="gpus"):
+        manifest_from_dict(minimal(gpus=-1), Path("t.toml"))

@@ -166,11 +166,6 @@ def check_finished_run(base: str, run_dir: Path) -> None:
         screenshot(driver, "team-finished")
 
 
-@pytest.mark.xfail(
-    reason="known regression (2026-11-30): since the scripted team submits only a varied method that beats the"
-    " team's best, two agents left running here did not submit within 600 s; the console part passed up to there",
-    strict=False,
-)
 async def test_the_console_watches_and_steers_a_live_scripted_run(tmp_path: Path) -> None:
     assert have_chromium(), (
         "the browser tests need Debian's chromium and chromium-driver (./scripts/setup.sh installs them as root)"

@@ -76,8 +76,13 @@ for path in sys.argv[2:]:
     if os.path.exists(path):
         found.append(f"sees {path}")
 environment = dict(os.environ)
-with open("/proc/1/environ", "rb") as handle:
-    environment["pid1"] = handle.read().decode(errors="replace")
+for pid in os.listdir("/proc"):  # every process this sandbox can see, its init included
+    if pid.isdigit():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environment[f"pid{pid}"] = handle.read().decode(errors="replace")
+        except OSError:
+            pass  # unreadable is what isolation should give
 if any("CANARY" in value or "CANARY" in key for key, value in environment.items()):
     found.append("a secret of the node's environment")
 print("FOUND" if found else "NOTHING", found)
