@@ -57,7 +57,7 @@ async def _median_ms(calls: int, call) -> float:  # type: ignore[no-untyped-def]
 async def overheads(cluster: LocalCluster, root: Path, commands: int, runs: int) -> dict[str, float]:
     config = sandbox_config(Settings(data_dir=root / "local"))
     local = await Sandbox.open(config)
-    ray_sandbox = RaySandbox(NodeSandboxSpec(config, False), root / "nodes", 0.0)
+    ray_sandbox = await RaySandbox.open(NodeSandboxSpec(config, False), root / "nodes")
     specs = {mode: NodeSandboxSpec(config, False) for mode in (FROZEN, FINETUNE)}
     ray_runs = RayRuns(specs, root / "nodes", cpus=1, retries=0)
     local_runs = LocalRuns({FROZEN: local, FINETUNE: local})
@@ -71,6 +71,7 @@ async def overheads(cluster: LocalCluster, root: Path, commands: int, runs: int)
         }
     finally:
         await local.close()
+        await ray_sandbox.close()
     figures["exec_added_ms"] = figures["exec_ray_ms"] - figures["exec_local_ms"]
     figures["run_added_ms"] = figures["run_ray_ms"] - figures["run_local_ms"]
     return figures

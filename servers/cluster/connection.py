@@ -13,7 +13,7 @@ import threading
 
 from servers.kit.settings import Settings
 
-__all__ = ["NAMESPACE", "connect"]
+__all__ = ["NAMESPACE", "connect", "missing_capacity"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +45,20 @@ def connect(settings: Settings) -> None:
                 " `ray start --head` (docs/cluster.md) or set AAR_EXECUTOR=local"
             ) from None
         logger.info("joined the Ray cluster at %s: %s", settings.ray_address, ray.cluster_resources())  # type: ignore[no-untyped-call]  # ray is unannotated
+
+
+def missing_capacity(resource: str, gpus: float, setting: str) -> str | None:
+    """Why no live node can hold a task needing one `resource` and `gpus` GPUs (None if one can).
+
+    Ray leaves an infeasible task pending forever, so callers refuse it at once with this reason.
+    """
+    import ray
+
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]  # ray is unannotated
+    if any(r.get(resource, 0) >= 1 and r.get("GPU", 0) >= gpus for r in nodes):
+        return None
+    most = max((r.get("GPU", 0) for r in nodes if r.get(resource, 0) >= 1), default=0)
+    return (
+        f"no live cluster node with a '{resource}' resource has {gpus:g} GPUs (the most is {most:g});"
+        f" lower {setting} or add nodes (docs/cluster.md)"
+    )

@@ -13,19 +13,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from servers.cluster.connection import connect
+from servers.cluster.connection import connect, missing_capacity
+from servers.cluster.job_ledger import JobLedger
 from servers.cluster.node_sandbox import NodeSandboxSpec, open_node_sandbox
 from servers.kit.settings import Settings
 from servers.sandbox.config import SandboxConfig
-from servers.sandbox.errors import CapacityError
+from servers.sandbox.errors import CapacityError, NotFoundError
 from servers.sandbox.jobs import JobRecord
 from servers.sandbox.limits import SandboxLimits
-from servers.sandbox.models import CommandResult, FileList, JobLog, JobState, WrittenFile
+from servers.sandbox.models import CommandResult, FileList, JobLog, WrittenFile
 from servers.sandbox.store import Sandbox
 from servers.sandbox.workspace import FileChunk
 
@@ -34,6 +34,11 @@ __all__ = ["SANDBOX_RESOURCE", "NodeLostError", "RaySandbox", "open_cluster_sand
 logger = logging.getLogger(__name__)
 
 SANDBOX_RESOURCE = "sandbox"
+PLACE_ATTEMPTS = 4
+PLACE_TIMEOUT_S = 60.0
+"""How long an agent's actor may take to answer where it runs (a new one starts a worker process)."""
+LEDGER_FILE = "cluster-jobs.sqlite"
+"""The head's record of which node each job went to (servers.cluster.job_ledger), in the sandbox's folder."""
 
 
 class NodeLostError(CapacityError):
@@ -66,14 +71,12 @@ class AgentSandbox:
 class _Placement:
     actor: Any
     node: str
-    jobs: dict[str, tuple[str, str, float]] = dataclasses.field(default_factory=dict)
-    """Jobs started on this node: id -> (name, command, created_at), to report them if the node fails."""
 
 
 class RaySandbox:
     """Sandbox's API, each call run by the calling agent's actor on a worker node."""
 
-    def __init__(self, spec: NodeSandboxSpec, node_dir: Path, gpus: float) -> None:
+    def __init__(self, spec: NodeSandboxSpec, node_dir: Path, gpus: float, ledger: JobLedger) -> None:
         import ray
 
         self.config = spec.config
@@ -85,15 +88,20 @@ class RaySandbox:
         self._gpus = gpus
         self._actor_class = ray.remote(AgentSandbox)
         self._placements: dict[str, _Placement] = {}
-        self._lost: dict[tuple[str, str], JobRecord] = {}
+        self._ledger = ledger
         self._placing = asyncio.Lock()
 
     @classmethod
     async def open(cls, spec: NodeSandboxSpec, node_dir: Path, *, gpus: float = 0.0) -> RaySandbox:
-        return cls(spec, node_dir, gpus)
+        limits = spec.config.limits
+        keep = limits.job_history_per_agent + limits.max_queued_jobs_per_agent + limits.max_running_jobs_per_agent
+        spec.config.root.mkdir(parents=True, exist_ok=True)
+        ledger = await JobLedger.open(spec.config.root / LEDGER_FILE, keep)
+        return cls(spec, node_dir, gpus, ledger)
 
     async def close(self) -> None:
-        """Nothing to stop: the agents' actors (workspaces, running jobs) live on for the next server."""
+        """Close the ledger; the agents' actors (workspaces, running jobs) live on for the next server."""
+        await self._ledger.close()
 
     # Files
 
@@ -134,7 +142,7 @@ class RaySandbox:
                 "(setting AAR_RAY_SANDBOX_GPUS, the operator's per-agent GPUs); ask for at most that many"
             )
         job_id: str = await self._call(agent, "start_job", agent, name, command, timeout, gpus)
-        self._placements[agent].jobs[job_id] = (name, command, time.time())
+        await self._ledger.record(agent, job_id, name, command, gpus, self._placements[agent].node)
         return job_id
 
     async def job_status(self, agent: str, job_id: str) -> JobRecord:
@@ -144,16 +152,19 @@ class RaySandbox:
         return await self._call(agent, "job_logs", agent, job_id, offset, limit)  # type: ignore[no-any-return]
 
     async def list_jobs(self, agent: str) -> list[JobRecord]:
-        lost = [info for (owner, _), info in self._lost.items() if owner == agent]
-        return sorted([*lost, *await self._call(agent, "list_jobs", agent)], key=lambda info: info.created_at)
+        placed = await self._call(agent, "list_jobs", agent)  # first: it finds a node that failed unseen
+        return sorted([*await self._ledger.lost(agent), *placed], key=lambda info: info.created_at)
 
     async def cancel_job(self, agent: str, job_id: str) -> JobRecord:
         return await self._job_call(agent, "cancel_job", job_id)
 
     async def delete_job(self, agent: str, job_id: str) -> JobRecord:
-        if (agent, job_id) in self._lost:
-            return self._lost.pop((agent, job_id))
-        return await self._call(agent, "delete_job", agent, job_id)  # type: ignore[no-any-return]
+        for lost in await self._ledger.lost(agent, job_id):
+            await self._ledger.forget(agent, job_id)
+            return lost
+        deleted: JobRecord = await self._call(agent, "delete_job", agent, job_id)
+        await self._ledger.forget(agent, job_id)
+        return deleted
 
     async def wait_job(self, agent: str, job_id: str, timeout: float | None = None) -> JobRecord:
         return await self._job_call(agent, "wait_job", job_id, timeout)
@@ -166,13 +177,13 @@ class RaySandbox:
 
     async def _job_call(self, agent: str, method: str, job_id: str, *args: Any) -> JobRecord:
         """A call about one job; a job of a failed node reads as lost, with the reason."""
-        if (agent, job_id) in self._lost:
-            return self._lost[(agent, job_id)]
+        for lost in await self._ledger.lost(agent, job_id):
+            return lost
         try:
             return await self._call(agent, method, agent, job_id, *args)  # type: ignore[no-any-return]
-        except NodeLostError:
-            if (agent, job_id) in self._lost:
-                return self._lost[(agent, job_id)]
+        except (NodeLostError, NotFoundError):
+            for lost in await self._ledger.lost(agent, job_id):  # its node failed just now, or while we were down
+                return lost
             raise
 
     async def _call(self, agent: str, method: str, *args: Any) -> Any:
@@ -185,7 +196,7 @@ class RaySandbox:
         except RayTaskError as error:  # the sandbox's own error (bad input, a limit), without Ray's wrapping
             raise error.cause from None
         except (ActorDiedError, ActorUnavailableError) as error:
-            self._mark_lost(agent, placement, error)
+            await self._mark_lost(agent, placement, error)
             ray.kill(placement.actor, no_restart=True)
             raise NodeLostError(
                 f"the cluster node holding your sandbox ({placement.node[:12]}) failed: its workspace and running "
@@ -193,22 +204,41 @@ class RaySandbox:
             ) from None
 
     async def _place(self, agent: str) -> _Placement:
-        """The agent's actor: the live one by name, or a new one on a node with room (never a silent wait)."""
+        """The agent's actor: the live one by name, or a new one on a node with room (never a silent wait).
+
+        The actor found by name may be on a node that failed while this server was down, before Ray
+        noticed: it is killed and replaced (its jobs then read as lost, from the ledger).
+        """
+        import ray
+        from ray.exceptions import ActorDiedError, ActorUnavailableError
+
         async with self._placing:
             if agent in self._placements:
                 return self._placements[agent]
-            self._check_feasible()
-            actor = self._actor_class.options(
-                name=f"sandbox-{agent}",
-                get_if_exists=True,
-                lifetime="detached",
-                resources={SANDBOX_RESOURCE: 1},
-                num_cpus=0,
-                num_gpus=self._gpus,
-                scheduling_strategy="SPREAD",
-                max_concurrency=1000,
-            ).remote(self._spec, self._node_dir, agent)
-            node = await actor.node.remote()  # type: ignore[attr-defined]  # a Ray actor handle's method
+            for attempt in range(1, PLACE_ATTEMPTS + 1):
+                self._check_feasible()
+                actor: Any = self._actor_class.options(
+                    name=f"sandbox-{agent}",
+                    get_if_exists=True,
+                    lifetime="detached",
+                    resources={SANDBOX_RESOURCE: 1},
+                    num_cpus=0,
+                    num_gpus=self._gpus,
+                    scheduling_strategy="SPREAD",
+                    max_concurrency=1000,
+                ).remote(self._spec, self._node_dir, agent)
+                try:
+                    node = await asyncio.wait_for(actor.node.remote(), PLACE_TIMEOUT_S)
+                    break
+                except (ActorDiedError, ActorUnavailableError, TimeoutError) as error:
+                    logger.warning("sandbox of %s unreachable (attempt %d): %r; replacing it", agent, attempt, error)
+                    ray.kill(actor, no_restart=True)
+                    await asyncio.sleep(attempt)
+            else:
+                raise NodeLostError(
+                    f"no cluster node could hold your sandbox after {PLACE_ATTEMPTS} attempts; try again shortly"
+                )
+            await self._mark_failed_nodes(agent, node)
             placement = _Placement(actor, node)
             self._placements[agent] = placement
             logger.info("sandbox of %s on node %s", agent, node[:12])
@@ -216,28 +246,24 @@ class RaySandbox:
 
     def _check_feasible(self) -> None:
         """Refuse at once what no live node can hold: Ray would otherwise leave the actor pending forever."""
-        import ray
+        reason = missing_capacity(SANDBOX_RESOURCE, self._gpus, "AAR_RAY_SANDBOX_GPUS")
+        if reason is not None:
+            raise CapacityError(reason)
 
-        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]  # ray is unannotated
-        fitting = [r for r in nodes if r.get(SANDBOX_RESOURCE, 0) >= 1 and r.get("GPU", 0) >= self._gpus]
-        if not fitting:
-            most = max((r.get("GPU", 0) for r in nodes if r.get(SANDBOX_RESOURCE, 0) >= 1), default=0)
-            raise CapacityError(
-                f"no live cluster node with a '{SANDBOX_RESOURCE}' resource has {self._gpus:g} GPUs "
-                f"(the most is {most:g}); lower AAR_RAY_SANDBOX_GPUS or add nodes (docs/cluster.md)"
-            )
-
-    def _mark_lost(self, agent: str, placement: _Placement, error: Exception) -> None:
+    async def _mark_lost(self, agent: str, placement: _Placement, error: Exception) -> None:
         del self._placements[agent]
-        reason = f"lost: the cluster node {placement.node[:12]} running it failed ({type(error).__name__})"
-        now = time.time()
-        for job_id, (name, command, created_at) in placement.jobs.items():
-            self._lost[(agent, job_id)] = JobRecord(
-                id=job_id, owner=agent, name=name, command=command, state=JobState.LOST, exit_code=None,
-                limit_hit=None, error=reason, timeout_s=0.0, created_at=created_at, started_at=None, finished_at=now,
-                log_path="",
-            )  # fmt: skip
+        await self._ledger.mark_lost(agent, placement.node, _lost_reason(placement.node, type(error).__name__))
         logger.warning("%s's sandbox on node %s is gone: %s", agent, placement.node[:12], error)
+
+    async def _mark_failed_nodes(self, agent: str, current: str) -> None:
+        """Jobs of the agent on another node are lost: an agent has one sandbox actor, so a new one on
+        another node means the old one's node failed (while no call noticed, or while this server was down)."""
+        for node in await self._ledger.nodes(agent) - {current}:
+            await self._ledger.mark_lost(agent, node, _lost_reason(node, "its sandbox is gone"))
+
+
+def _lost_reason(node: str, why: str) -> str:
+    return f"lost: the cluster node {node[:12]} running it failed ({why})"
 
 
 async def open_cluster_sandbox(settings: Settings, config: SandboxConfig) -> RaySandbox:

@@ -43,6 +43,8 @@ class RunOutcome:
     output: str | None
     log_tail: str
     node: str = "local"
+    unschedulable: bool = False
+    """No node of the executor can hold the run's resource requests: the lab's configuration, not the method."""
 
 
 class RunExecutor(Protocol):

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+from servers.cluster.connection import missing_capacity
 from servers.cluster.node_sandbox import NodeSandboxSpec, open_node_sandbox
 from servers.pgr.isolated_runs import RunOutcome, RunRequest, run_in
 from servers.sandbox.limits import Limit
@@ -22,6 +24,8 @@ from servers.sandbox.models import JobState
 from servers.w2s.api import StrongMode
 
 __all__ = ["PGR_RESOURCE", "RayRuns"]
+
+logger = logging.getLogger(__name__)
 
 PGR_RESOURCE = "pgr_eval"
 SCHEDULING_GRACE_S = 600.0
@@ -65,6 +69,12 @@ class RayRuns:
         import ray
 
         spec = self._specs[request.mode]
+        reason = await asyncio.to_thread(missing_capacity, PGR_RESOURCE, request.gpus, "AAR_RAY_RUN_GPUS")
+        if reason is not None:  # Ray would leave it pending until the scheduling grace ran out
+            logger.error("run %s refused: %s", request.run_id, reason)
+            return RunOutcome(
+                state=JobState.FAILED, limit_hit=None, output=None, log_tail=reason, node="none", unschedulable=True
+            )
         options: dict[str, Any] = {
             "name": f"pgr-run-{request.run_id}",
             "resources": {PGR_RESOURCE: 1},

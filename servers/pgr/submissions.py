@@ -44,6 +44,8 @@ FAILURES = {
     "limit": "a run hit a sandbox limit (memory, processes or disk)",
     "error": "the method raised an error in a run",
     "predictions": "a run left no valid predictions (one '0' or '1' per evaluation text)",
+    "capacity": "no node of the scoring cluster can hold a run's GPU request (the operator's setting, not your"
+    " method): tell the operator, whose server log names the setting",
 }
 """Everything a failed submission tells its author; the logs stay with the operator."""
 
@@ -196,6 +198,8 @@ class SubmissionWorker:
                 "run %s failed on %s (%s, %s); end of its log:\n%s",
                 request.run_id, outcome.node, outcome.state, outcome.limit_hit, outcome.log_tail,
             )  # fmt: skip
+            if outcome.unschedulable:
+                raise _Failed("capacity")
             if outcome.limit_hit == Limit.TIMEOUT:
                 raise _Failed("timeout")
             raise _Failed("limit" if outcome.limit_hit else "error")

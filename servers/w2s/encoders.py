@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from servers.w2s.api import FinetuneRecipe
+from servers.w2s.heads import zero_head
 from servers.w2s.lora import lora_adapters
 from servers.w2s.losses import LossFn
 
@@ -150,9 +151,7 @@ class Encoder:
         seed: int,
     ) -> np.ndarray:
         model.train()
-        head = torch.nn.Linear(self.hidden_size, 2).to(self.device)
-        torch.nn.init.zeros_(head.weight)
-        torch.nn.init.zeros_(head.bias)
+        head = zero_head(self.hidden_size).to(self.device)
         optimiser = torch.optim.AdamW([*params, *head.parameters()], lr=recipe.lr, weight_decay=recipe.weight_decay)
         y = torch.from_numpy(targets).float().to(self.device)
         generator = torch.Generator().manual_seed(seed)

@@ -15,7 +15,7 @@ import torch
 from servers.w2s.api import HeadRecipe
 from servers.w2s.losses import LossFn, soft_cross_entropy
 
-__all__ = ["fit_predict", "predict_proba", "train_linear_head"]
+__all__ = ["fit_predict", "predict_proba", "train_linear_head", "zero_head"]
 
 
 @contextmanager
@@ -43,9 +43,7 @@ def train_linear_head(
     y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
     if y.shape != (x.shape[0], 2):
         raise ValueError(f"targets must have shape ({x.shape[0]}, 2), got {tuple(y.shape)}")
-    head = torch.nn.Linear(x.shape[1], 2)
-    torch.nn.init.zeros_(head.weight)
-    torch.nn.init.zeros_(head.bias)
+    head = zero_head(x.shape[1])
     optimiser = torch.optim.Adam(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     n = x.shape[0]
@@ -62,6 +60,14 @@ def train_linear_head(
                 value.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 optimiser.step()
                 step += 1
+    return head
+
+
+def zero_head(width: int) -> torch.nn.Linear:
+    """A two-class linear head that starts at zero: its first predictions are 50/50, whatever the seed."""
+    head = torch.nn.Linear(width, 2)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
     return head
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +54,16 @@ class LocalCluster:
         self.nodes[name] = self.cluster.add_node(**node_args(name))
 
     def kill(self, name: str) -> None:
-        """Kill a worker node's raylet and every worker process on it (as a machine failure would)."""
+        """Kill a worker node's raylet and every worker process on it at once (as a machine failure would:
+        left alone, Ray's workers notice their raylet's death only later, and answer calls meanwhile)."""
         node = self.nodes.pop(name)
         self.killed[name] = str(node.node_id)
+        raylet = node.all_processes["raylet"][0].process.pid
+        workers = _descendants(raylet)
         self.cluster.remove_node(node, allow_graceful=False)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def node_id(self, name: str) -> str:
         return str(self.nodes[name].node_id)
@@ -77,3 +86,19 @@ class LocalCluster:
     def settings(self, data_dir: Path) -> dict[str, Any]:
         """Settings overrides that send a server's compute to this cluster (node folders beside data_dir)."""
         return {"executor": "ray", "ray_address": self.address, "ray_node_dir": data_dir.parent / "nodes"}
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc: children first found by their parent's id)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, frontier = [], [pid]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        found += children
+        frontier += children
+    return found

@@ -7,15 +7,22 @@ restarted while runs are out keeps what finished and reruns only the rest.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
 import anyio
 import pytest
 
+from servers.pgr.isolated_runs import RunRequest
+from servers.pgr.service import open_runs
+from servers.pgr.submissions import FAILURES
+from servers.sandbox.models import JobState
+from servers.w2s.api import FINETUNE
 from servers.w2s.tasks import default_tasks_root
 from tests.pgr.support import pgr_client, save, submit, wait
 from tests.ray.support import LocalCluster
+from tests.support import make_settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(900)]
 
@@ -103,3 +110,17 @@ async def test_a_restarted_server_reruns_only_the_runs_that_had_not_finished(
     assert result["state"] == "done", result
     assert len(_evaluations(data_dir, submission_id)) == result["progress"]["total"]
     assert not journal.parent.exists(), "the journal goes with the verdict"
+
+
+async def test_a_run_asking_more_gpus_than_any_node_has_is_refused_at_once_and_named_a_setting(
+    ray_cluster: LocalCluster, data_dir: Path
+) -> None:
+    settings = make_settings(data_dir, **ray_cluster.settings(data_dir))
+    async with contextlib.AsyncExitStack() as stack:
+        runs = await open_runs(settings, stack)
+        request = RunRequest("sub_x-run", FINETUNE, {"m.py": b""}, "true", 600.0, "out.txt", gpus=4)
+        with anyio.fail_after(30):  # not the scheduling grace of minutes: refused before Ray sees it
+            outcome = await runs.execute(request)
+    assert outcome.state is JobState.FAILED and outcome.unschedulable
+    assert "has 4 GPUs (the most is 0)" in outcome.log_tail and "AAR_RAY_RUN_GPUS" in outcome.log_tail
+    assert "operator" in FAILURES["capacity"] and "not your method" in FAILURES["capacity"].replace("\n", " ")

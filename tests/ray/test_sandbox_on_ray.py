@@ -113,18 +113,18 @@ def _worker_environment(name: str) -> str | None:
     return ray.get(ray.remote(lambda: os.environ.get(name)).options(resources={"sandbox": 1}).remote())
 
 
-def _service(cluster: LocalCluster, data_dir: Path, gpus: float = 0.0) -> RaySandbox:
+async def _service(cluster: LocalCluster, data_dir: Path, gpus: float = 0.0) -> RaySandbox:
     settings = make_settings(data_dir, **_on_ray(cluster, data_dir))
-    return RaySandbox(NodeSandboxSpec(sandbox_config(settings), False), _nodes(data_dir), gpus)
+    return await RaySandbox.open(NodeSandboxSpec(sandbox_config(settings), False), _nodes(data_dir), gpus=gpus)
 
 
 async def test_a_job_asking_for_more_gpus_than_the_cluster_has_is_refused_at_once(
     ray_cluster: LocalCluster, data_dir: Path
 ) -> None:
-    sandbox = _service(ray_cluster, data_dir)
+    sandbox = await _service(ray_cluster, data_dir)
     with pytest.raises(CapacityError, match="asks for 2 GPUs but your sandbox holds 0"):
         await sandbox.start_job("carol", "train", "python train.py", gpus=2)
-    greedy = _service(ray_cluster, data_dir, gpus=8)
+    greedy = await _service(ray_cluster, data_dir, gpus=8)
     with pytest.raises(CapacityError, match=r"no live cluster node .* has 8 GPUs"):
         await greedy.exec("dave", "nvidia-smi")
     async with memory_client(
@@ -137,7 +137,7 @@ async def test_a_job_asking_for_more_gpus_than_the_cluster_has_is_refused_at_onc
 async def test_a_killed_node_reports_its_jobs_lost_and_the_workspace_comes_back_from_a_snapshot(
     ray_cluster: LocalCluster, data_dir: Path
 ) -> None:
-    sandbox = _service(ray_cluster, data_dir)
+    sandbox = await _service(ray_cluster, data_dir)
     await sandbox.write_file("frank", "work.py", "print('hi')\n")
     saved = await sandbox.export_files("frank", ["work.py"])
     job = await sandbox.start_job("frank", "long", "sleep 600")
@@ -153,5 +153,30 @@ async def test_a_killed_node_reports_its_jobs_lost_and_the_workspace_comes_back_
         assert sandbox.node_of("frank") != ray_cluster.id_before_kill(victim)
         result = await sandbox.exec("frank", "python work.py")
         assert result.stdout == "hi\n", result
+        restarted = await _service(ray_cluster, data_dir)  # the server again: the lost job is still reported
+        assert [(j.id, j.state) for j in await restarted.list_jobs("frank")] == [(job, JobState.LOST)]
+        assert (await restarted.job_status("frank", job)).state is JobState.LOST
+        assert (await restarted.delete_job("frank", job)).state is JobState.LOST
+        assert await restarted.list_jobs("frank") == []
     finally:
+        await sandbox.close()
+        ray_cluster.add(victim)
+
+
+async def test_a_node_that_fails_while_the_server_is_down_has_its_jobs_reported_lost(
+    ray_cluster: LocalCluster, data_dir: Path
+) -> None:
+    before = await _service(ray_cluster, data_dir)
+    job = await before.start_job("grace", "long", "sleep 600")
+    victim = ray_cluster.name_of(before.node_of("grace"))
+    await before.close()  # the server stops; its agents' actors and jobs live on
+    ray_cluster.kill(victim)
+    after = await _service(ray_cluster, data_dir)
+    try:
+        jobs = await after.list_jobs("grace")  # a fresh sandbox on a live node, and the old job reported
+        assert [(j.id, j.state) for j in jobs] == [(job, JobState.LOST)], jobs
+        assert "failed" in (jobs[0].error or "") and after.node_of("grace") != ray_cluster.id_before_kill(victim)
+        assert (await after.job_status("grace", job)).state is JobState.LOST
+    finally:
+        await after.close()
         ray_cluster.add(victim)
