@@ -10,9 +10,11 @@ never loses a snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,12 +104,29 @@ class SnapshotRepository:
         }
 
     async def init(self) -> None:
-        """Create the bare repository if it does not exist yet."""
+        """Create the bare repository if it does not exist yet.
+
+        Storage, sandbox and pgr servers each open the repository, and start at the same moment under
+        `aar run`; two `git init`s of one folder fail ("File exists"), and a half-made repository must
+        never be seen. So it is made in a scratch folder beside it and renamed into place: the first
+        rename wins, and the others drop theirs.
+        """
+        if (self.path / "HEAD").exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.init-", dir=self.path.parent))
+        try:
+            env = {"GIT_DIR": str(scratch)}
+            await self._git("init", "--quiet", "--bare", "--initial-branch=main", str(scratch), env=env)
+            await self._git("config", "core.fsync", "committed", env=env)
+            await self._git("config", "gc.auto", "0", env=env)
+            with contextlib.suppress(OSError):  # another server renamed its own first
+                if not (self.path / "HEAD").exists():
+                    os.rename(scratch, self.path)  # atomic; onto a missing or empty folder only
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         if not (self.path / "HEAD").exists():
-            self.path.mkdir(parents=True, exist_ok=True)
-            await self._git("init", "--quiet", "--bare", "--initial-branch=main", str(self.path))
-            await self._git("config", "core.fsync", "committed")
-            await self._git("config", "gc.auto", "0")
+            raise GitError(f"could not create the snapshot repository {self.path}")
 
     async def _run(
         self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None

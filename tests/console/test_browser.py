@@ -9,6 +9,7 @@ links to them, and every page is kept as a screenshot under artifacts/console/.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -123,10 +124,10 @@ def drive_live_console(base: str, run_dir: Path) -> None:
         assert driver.find_elements(By.CSS_SELECTOR, "ol.events li.event-model_call .cost")  # the latest turns, costed
         screenshot(driver, "transcript")
 
-        # The run ends when a person stops the last agents, once one has submitted; the scripted team
-        # submits only a method it varied that validates best in the team, a few cycles in.
+        # The run ends when a person stops the last agents, once the team has submitted (each agent's
+        # first refinement submits if it validates best in the team, so one or more by now).
         driver.get(base + "/")
-        _wait("a PGR submission", lambda: _text(driver, "#team-submissions").startswith("1 "), 600)
+        _wait("a PGR submission", lambda: re.match(r"[1-9]\d* ", _text(driver, "#team-submissions")) is not None, 600)
         for agent in ("elicit", "reweight"):
             _click(driver, f'tr[data-agent="{agent}"] button[name="stop"]')
             driver.switch_to.alert.accept()

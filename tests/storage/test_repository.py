@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import anyio
 import pytest
 
-from tests.support import memory_client
+from servers.storage.store import open_repository
+from tests.support import make_settings, memory_client
 
 pytestmark = pytest.mark.anyio
 
@@ -69,3 +71,18 @@ async def test_diff_shows_a_unified_diff_and_can_be_narrowed_to_one_file(data_di
         ).structured_content
         assert diff["files_changed"] == ["m.py"]
         assert "-a = 1\n+a = 2\n" in diff["diff"] and not diff["truncated"]
+
+
+async def test_servers_starting_together_each_find_one_whole_repository(data_dir: Path) -> None:
+    """Storage, sandbox and pgr open the repository at the same moment under `aar run` (it once failed:
+    two `git init`s of one folder, "File exists")."""
+    for attempt in range(8):  # the race is narrow: several fresh starts
+        path = data_dir / f"round-{attempt}" / "storage.git"
+        async with anyio.create_task_group() as tasks:
+            for _ in range(8):
+                tasks.start_soon(open_repository, make_settings(path.parent))
+        assert sorted(p.name for p in path.parent.iterdir()) == ["storage.git"]  # no scratch folder left
+    assert _git("--git-dir", str(path), "config", "core.fsync").strip() == "committed"
+    async with memory_client("storage", path.parent, "alice") as alice:
+        saved = await alice.call_tool("save", {"files": {"m.py": "1"}, "message": "works"})
+    assert not saved.is_error, saved.content
