@@ -83,9 +83,12 @@ def test_a_server_script_takes_the_serve_flags_and_no_name() -> None:
 
 
 def test_ci_runs_the_readmes_setup_and_test_commands_as_written() -> None:
-    """A missing install step must fail in CI, not for a user: CI runs the README's own commands."""
+    """A missing install step must fail in CI, not for a user: CI runs the README's own commands, which
+    it reads from the README (.ci/readme_commands), so the two cannot drift apart."""
     block = (ROOT / "README.md").read_text().split("## Two commands on a fresh machine", 1)[1].split("```sh\n")[1]
-    setup_line, test_line = (line.split("#")[0].strip() for line in block.split("```")[0].strip().splitlines())
-    ci_lines = [line.split("#")[0].strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert setup_line.split(" && ")[0] in ci_lines, f"CI does not run the README's setup: {setup_line}"
-    assert test_line in ci_lines, f"CI does not run the README's tests: {test_line}"
+    written = [line.split("#")[0].strip() for line in block.split("```")[0].strip().splitlines()]
+    read = subprocess.run([ROOT / ".ci" / "readme_commands"], capture_output=True, text=True, check=True).stdout
+    assert read.splitlines() == written == ["./scripts/setup.sh && .venv/bin/aar run", "./scripts/test.sh"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "< <(.ci/readme_commands)" in ci and 'bash -c "$setup"' in ci and 'bash -c "$tests"' in ci
+    assert ci.index('bash -c "$setup"') < ci.index('bash -c "$tests"') < ci.index("./scripts/wheel_check.sh")
