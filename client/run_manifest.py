@@ -173,7 +173,8 @@ class RunManifest(_Strict):
 
     def tool_defaults(self, name: str) -> dict[str, dict[str, Any]]:
         """Arguments agent `name`'s calls get when the model leaves them out: tool -> argument -> value."""
-        gpus = self.agent(name).gpus if self.agent(name).gpus is not None else self.gpus
+        own = self.agent(name).gpus
+        gpus = self.gpus if own is None else own
         return {} if gpus is None else {"sandbox__start_job": {"gpus": gpus}}
 
     def allowed_tools(self, name: str, catalogue: ToolCatalogue) -> list[str]:

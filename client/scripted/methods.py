@@ -200,8 +200,8 @@ def vary(knobs: Knobs, rng: random.Random) -> tuple[Knobs, str]:
     elif knob == "epochs":
         changed = replace(knobs, epochs=min(8, max(1, knobs.epochs * 2 if up else knobs.epochs // 2)))
     else:
-        steps = SIMPLE_STEPS.index(knobs.simple) if knobs.simple in SIMPLE_STEPS else 0
-        changed = replace(knobs, simple=SIMPLE_STEPS[min(len(SIMPLE_STEPS) - 1, max(0, steps + (1 if up else -1)))])
+        at = SIMPLE_STEPS.index(knobs.simple) if knobs.simple in SIMPLE_STEPS else 0
+        changed = replace(knobs, simple=SIMPLE_STEPS[min(len(SIMPLE_STEPS) - 1, max(0, at + (1 if up else -1)))])
     if changed == knobs:
         return vary(knobs, rng)
     return changed, f"{knob.upper()} {getattr(knobs, knob):g} -> {getattr(changed, knob):g}"

@@ -78,14 +78,19 @@ class JobLedger:
         )
         return {row["node"] for row in rows}
 
-    async def lost(self, agent: str, job_id: str | None = None) -> list[JobRecord]:
-        """The agent's lost jobs (or the one with `job_id`), as job records."""
-        query = "SELECT * FROM placed_jobs WHERE agent = ? AND lost_at IS NOT NULL"
+    async def lost(self, agent: str) -> list[JobRecord]:
+        """The agent's lost jobs, as job records."""
         rows = await self._database.fetch_all(
-            query + (" AND id = ?" if job_id else "") + " ORDER BY created_at",
-            (agent, job_id) if job_id else (agent,),
+            "SELECT * FROM placed_jobs WHERE agent = ? AND lost_at IS NOT NULL ORDER BY created_at", (agent,)
         )
         return [_record(row) for row in rows]
+
+    async def lost_job(self, agent: str, job_id: str) -> JobRecord | None:
+        """The agent's job `job_id` if it was lost with its node, else None."""
+        row = await self._database.fetch_one(
+            "SELECT * FROM placed_jobs WHERE agent = ? AND id = ? AND lost_at IS NOT NULL", (agent, job_id)
+        )
+        return None if row is None else _record(row)
 
     async def forget(self, agent: str, job_id: str) -> None:
         async with self._database.transaction() as connection:

@@ -95,7 +95,6 @@ class RaySandbox:
     async def open(cls, spec: NodeSandboxSpec, node_dir: Path, *, gpus: float = 0.0) -> RaySandbox:
         limits = spec.config.limits
         keep = limits.job_history_per_agent + limits.max_queued_jobs_per_agent + limits.max_running_jobs_per_agent
-        spec.config.root.mkdir(parents=True, exist_ok=True)
         ledger = await JobLedger.open(spec.config.root / LEDGER_FILE, keep)
         return cls(spec, node_dir, gpus, ledger)
 
@@ -135,10 +134,9 @@ class RaySandbox:
     ) -> str:
         """Queue a job on the agent's node; `gpus` may not exceed what the agent's actor holds (Ray's GPUs
         for it, which the node's sandbox shares out as a local one does its configured devices)."""
-        wanted = self._gpus if gpus is None else gpus
-        if wanted > self._gpus:
+        if gpus is not None and gpus > self._gpus:
             raise CapacityError(
-                f"this job asks for {wanted:g} GPUs but your sandbox holds {self._gpus:g} "
+                f"this job asks for {gpus:g} GPUs but your sandbox holds {self._gpus:g} "
                 "(setting AAR_RAY_SANDBOX_GPUS, the operator's per-agent GPUs); ask for at most that many"
             )
         job_id: str = await self._call(agent, "start_job", agent, name, command, timeout, gpus)
@@ -159,10 +157,7 @@ class RaySandbox:
         return await self._job_call(agent, "cancel_job", job_id)
 
     async def delete_job(self, agent: str, job_id: str) -> JobRecord:
-        for lost in await self._ledger.lost(agent, job_id):
-            await self._ledger.forget(agent, job_id)
-            return lost
-        deleted: JobRecord = await self._call(agent, "delete_job", agent, job_id)
+        deleted = await self._job_call(agent, "delete_job", job_id)
         await self._ledger.forget(agent, job_id)
         return deleted
 
@@ -176,15 +171,15 @@ class RaySandbox:
     # Placement
 
     async def _job_call(self, agent: str, method: str, job_id: str, *args: Any) -> JobRecord:
-        """A call about one job; a job of a failed node reads as lost, with the reason."""
-        for lost in await self._ledger.lost(agent, job_id):
-            return lost
+        """A call about one job; a job of a failed node reads as lost, with the reason (the agent's node,
+        failed just now or replaced since, no longer knows it: only then is the ledger read)."""
         try:
             return await self._call(agent, method, agent, job_id, *args)  # type: ignore[no-any-return]
         except (NodeLostError, NotFoundError):
-            for lost in await self._ledger.lost(agent, job_id):  # its node failed just now, or while we were down
-                return lost
-            raise
+            lost = await self._ledger.lost_job(agent, job_id)
+            if lost is None:
+                raise
+            return lost
 
     async def _call(self, agent: str, method: str, *args: Any) -> Any:
         import ray

@@ -79,7 +79,6 @@ class Isolation:
     def __init__(self, config: SandboxConfig, gpus: GpuPool, *, unsafe: bool) -> None:
         self._config = config
         self._gpus = gpus
-        self.check_gpus = gpus.check
         self.unsafe = unsafe
         self._sh = _which("sh", "it is part of every Linux base system")
         self._bwrap = None if unsafe else _which(config.bwrap, FIX_HINT)
@@ -126,6 +125,10 @@ class Isolation:
         args_fd = _memfd("\0".join([*self._bwrap_args(workspace), "--as-pid-1", ""]))
         bwrap = [self._bwrap, "--args", str(args_fd), "--", *init, INIT_PATH, str(control_fd)]
         return Launch([*prefix, *bwrap], "/", {}, (control_fd, args_fd), (args_fd,), binds)
+
+    def check_gpus(self, count: int) -> None:
+        """Refuse a job asking for more GPUs than this sandbox has (servers.sandbox.gpu.GpuPool.check)."""
+        self._gpus.check(count)
 
     def command(
         self, workspace: Path, command: str, *, cpu_s: int, cgroup: Cgroup | None, gpus: int | None = None
