@@ -23,6 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from servers import catalog
 from servers.kit.settings import Settings
+from servers.w2s.tasks import default_tasks_root
 
 AAR = str(Path(sys.executable).with_name("aar"))
 W2S_CACHE = Path(tempfile.gettempdir()) / "aar-test-w2s-cache"
@@ -35,6 +36,15 @@ TEST_SETTINGS = {
     "AAR_PGR_SECRET_TASKS_DIR": str(SECRET_TASKS),
 }
 """One seed per task keeps test submissions short; the official five are tested on their own."""
+
+
+def shipped_tasks(folder: Path, *names: str) -> Path:
+    """`folder` holding only the named shipped task packs (symlinks), for AAR_PGR_TASKS_DIR: a test of the
+    queue or the scorer needs real submissions, not every task's runs."""
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).symlink_to(default_tasks_root() / name)
+    return folder
 
 
 def free_port() -> int:

@@ -6,24 +6,34 @@ so the server can report its progress; ``ceilings`` trains the fine-tuned ceilin
 seed and decoy) into the shared disk cache; ``reference`` scores the reference method
 (aux_confidence) on every scored task and writes its mean PGR per task, which the transfer check
 compares a submission's gains with. Both are trusted server code: no agent code runs.
+The reference's scores are cached too, per task, keyed by the task's data and recipe, the seeds and
+the testbed's code (every module of servers/w2s): a server over a new data directory, or the next
+`aar run`, reuses them instead of training the reference method again on every task.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from servers.pgr.testbed import TaskBench
 from servers.w2s.api import FINETUNE
+from servers.w2s.cache import DiskCache, key_digest
 from servers.w2s.evaluate import evaluate
 from servers.w2s.methods import BASELINES
+from servers.w2s.tasks import Task
+from servers.w2s.testbed import CACHE_VERSION
 
-__all__ = ["REFERENCE_METHOD", "main"]
+__all__ = ["REFERENCE_METHOD", "cached_reference_means", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +59,57 @@ def ceilings(bench: TaskBench) -> None:
                 print(f"ceiling {task} seed {seed} {control}", file=sys.stderr, flush=True)
 
 
+@functools.cache
+def _testbed_code() -> str:
+    """A hash of every module of servers/w2s: the reference's score depends on the method and the testbed."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1] / "w2s"
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _reference_key(task: Task, seeds: list[int]) -> dict[str, object]:
+    spec = task.spec
+    recipe = {part: dataclasses.asdict(getattr(spec, part)) for part in ("fractions", "weak", "strong", "head")}
+    recipe["finetune"] = dataclasses.asdict(spec.finetune)
+    return {"v": CACHE_VERSION, "method": REFERENCE_METHOD, "code": _testbed_code(), "data": task.data_hash,
+            "recipe": recipe, "seeds": seeds}  # fmt: skip
+
+
+def _reference_path(cache_dir: Path, task: Task, seeds: list[int]) -> Path:
+    """Where DiskCache keeps the reference's scores on `task` (namespace "reference")."""
+    return cache_dir / "reference" / f"{key_digest(_reference_key(task, seeds))}.npz"
+
+
+def cached_reference_means(tasks: Mapping[str, Task], seeds: list[int], cache_dir: Path) -> dict[str, float] | None:
+    """The reference's mean PGR per task from the cache alone; None unless every task is there."""
+    means: dict[str, float] = {}
+    for name, task in tasks.items():
+        path = _reference_path(cache_dir, task, seeds)
+        if not path.exists():
+            return None
+        with np.load(path) as stored:
+            values = stored["pgr"][~np.isnan(stored["pgr"])]
+        if len(values):
+            means[name] = float(values.mean())
+    return means
+
+
 def reference_means(bench: TaskBench, cache_dir: Path) -> dict[str, float]:
-    """Mean test PGR of the reference method per scored task (where defined)."""
+    """Mean test PGR of the reference method per scored task (where defined), from the cache where it is."""
+    cache = DiskCache(cache_dir)
+
+    def score(task: Task) -> dict[str, np.ndarray]:
+        results = evaluate(task, BASELINES[REFERENCE_METHOD], bench.seeds, cache_dir=cache_dir)
+        return {"pgr": np.array([np.nan if result.pgr is None else result.pgr for result in results])}
+
     means: dict[str, float] = {}
     for name, task in bench.scored.items():
-        results = evaluate(task, BASELINES[REFERENCE_METHOD], bench.seeds, cache_dir=cache_dir)
-        values = [result.pgr for result in results if result.pgr is not None]
-        if values:
-            means[name] = float(np.mean(values))
+        key = _reference_key(task, bench.seeds)
+        pgr = cache.get_or_compute("reference", key, functools.partial(score, task))["pgr"]
+        if not np.isnan(pgr).all():
+            means[name] = float(np.nanmean(pgr))
         print(f"reference {name}: {means.get(name)}", file=sys.stderr, flush=True)
     return means
 

@@ -26,6 +26,7 @@ from servers.kit.errors import ToolInputError
 from servers.kit.settings import Settings
 from servers.pgr.isolated_runs import LocalRuns, RunExecutor
 from servers.pgr.models import Preparing
+from servers.pgr.precompute import REFERENCE_METHOD, cached_reference_means
 from servers.pgr.run_journal import RunJournal
 from servers.pgr.secret_task import derive_secret_tasks
 from servers.pgr.store import DATA_FILE, PgrStore, runner_data_dir
@@ -251,13 +252,18 @@ class Precomputed:
                 await _precompute(self._settings, self._key_file, "ceilings")
                 self._finetune_ready = True
 
-    def start_reference(self) -> None:
-        self._reference = asyncio.create_task(self._compute_reference())
+    def start_reference(self, bench: TaskBench) -> None:
+        self._reference = asyncio.create_task(self._compute_reference(bench))
 
-    async def _compute_reference(self) -> dict[str, float]:
+    async def _compute_reference(self, bench: TaskBench) -> dict[str, float]:
+        """From this data directory's record, else the shared cache, else computed in a child process."""
         out = self._settings.data_dir / "pgr" / f"reference-{self._settings.pgr_seeds}-seeds.json"
         if not out.exists():
-            await _precompute(self._settings, self._key_file, "reference", "--out", str(out))
+            cached = cached_reference_means(bench.scored, bench.seeds, self._settings.cache_dir)
+            if cached is not None:
+                out.write_text(json.dumps({"method": REFERENCE_METHOD, "means": cached}))
+            else:
+                await _precompute(self._settings, self._key_file, "reference", "--out", str(out))
         return json.loads(out.read_text())["means"]  # type: ignore[no-any-return]
 
     async def reference(self) -> dict[str, float]:
@@ -276,7 +282,8 @@ class Precomputed:
 
 
 async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) -> None:
-    """Cache every task seed in a child process (reporting progress), then load the cache here."""
+    """Load every task seed from the cache; what is missing is computed first in a child process
+    (reporting progress), so that torch work never holds up this server's requests."""
     bench, preparation = state.bench, state.preparation
 
     def prepared(line: str) -> None:
@@ -284,17 +291,19 @@ async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) ->
             preparation.done += 1
             logger.info("%s (%.0f s)", line, time.monotonic() - preparation.started)
 
-    try:
-        await _precompute(state.settings, key_file, "prepare", on_line=prepared)
-    except RuntimeError as error:
-        logger.error("preparation failed: %s", error)
-        preparation.failed = str(error)
-        return
-    for task in bench.scored:
-        for seed in bench.seeds:
-            await bench.run(bench.prepare, task, seed)
+    if not await bench.run(bench.prepare_from_cache):
+        try:
+            await _precompute(state.settings, key_file, "prepare", on_line=prepared)
+        except RuntimeError as error:
+            logger.error("preparation failed: %s", error)
+            preparation.failed = str(error)
+            return
+        for task in bench.scored:
+            for seed in bench.seeds:
+                await bench.run(bench.prepare, task, seed)
+    preparation.done = preparation.total
     await bench.run(bench.export_public_inputs, state.settings.public_tasks_dir)
     state.test_texts = await bench.run(bench.test_texts)
     state.validation_texts = await bench.run(bench.validation_texts)
     preparation.ready.set()
-    precomputed.start_reference()
+    precomputed.start_reference(bench)

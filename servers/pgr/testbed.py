@@ -24,6 +24,7 @@ import numpy as np
 from servers.pgr.models import TaskOutcome
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 from servers.w2s.bundle import parse_predictions, save_bundle
+from servers.w2s.cache import CacheMiss
 from servers.w2s.controls import Control, control_accuracy, decoy_task, shuffled_order
 from servers.w2s.scoring import accuracy, pgr
 from servers.w2s.tasks import Task, list_tasks, load_task
@@ -128,6 +129,17 @@ class TaskBench:
         """Cache a seed of a task with both control relabellings (frozen ceilings)."""
         for control in ("none", "decoy"):
             self.seed_data(task, seed, FROZEN, control)
+
+    def prepare_from_cache(self) -> bool:
+        """Load every task seed from the disk cache alone; False, having computed nothing, if one is missing."""
+        try:
+            with self.testbed.cache.stored_only():
+                for task in self.scored:
+                    for seed in self.seeds:
+                        self.prepare(task, seed)
+        except CacheMiss:
+            return False
+        return True
 
     def summary(self, task: str) -> TaskSummary:
         data = self.seed_data(task, QUICK_SEED)

@@ -6,17 +6,18 @@ changing the data or any setting misses the cache instead of returning stale num
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DiskCache", "key_digest"]
+__all__ = ["CacheMiss", "DiskCache", "key_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ def key_digest(key: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+class CacheMiss(LookupError):
+    """An entry is not stored, and the cache was asked to read stored entries only."""
+
+
 class DiskCache:
     """Arrays stored under ``root/<namespace>/<digest>.npz``; counts hits and misses."""
 
@@ -33,6 +38,16 @@ class DiskCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self._stored_only = False
+
+    @contextlib.contextmanager
+    def stored_only(self) -> Iterator[None]:
+        """Within this block a missing entry raises CacheMiss instead of being computed: is it all there?"""
+        self._stored_only = True
+        try:
+            yield
+        finally:
+            self._stored_only = False
 
     def get_or_compute(
         self,
@@ -46,6 +61,8 @@ class DiskCache:
             self.hits += 1
             with np.load(path) as stored:
                 return {name: stored[name] for name in stored.files}
+        if self._stored_only:
+            raise CacheMiss(f"{namespace}/{path.name}")
         self.misses += 1
         value = {name: np.asarray(array) for name, array in compute().items()}
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -180,6 +180,7 @@ async def test_the_console_watches_and_steers_a_live_scripted_run(tmp_path: Path
             "budget.deadline": "10m",  # the test stops the team itself
             "budget.finish": "5m",
             "budget.agent.turns": 100_000,
+            "budget.team.pgr_submissions": 1,  # one official score to wait for, not three in a row
             "servers.env": TEST_SETTINGS,
         },
         environ={},

@@ -13,6 +13,7 @@ import pytest
 from servers.pgr.submissions import FAILURES
 from servers.pgr.verdict import PGR_STEP
 from tests.pgr.support import pgr_client, save, submit_and_wait
+from tests.support import shipped_tasks
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(1200)]  # the first test may prepare a cold cache
 
@@ -108,10 +109,11 @@ def _on_grid(value: float | None) -> bool:
 
 
 async def test_a_method_that_takes_one_bit_from_its_teacher_is_flagged_and_an_honest_one_is_official(
-    data_dir: Path,
+    data_dir: Path, tmp_path: Path
 ) -> None:
     cheat, honest = await save(data_dir, ONE_BIT), await save(data_dir, HONEST)
-    async with pgr_client(data_dir) as client:
+    tasks = shipped_tasks(tmp_path / "tasks", "negation", "wordnet-food-substance")  # a hard one and an easy one
+    async with pgr_client(data_dir, pgr_tasks_dir=tasks) as client:
         flagged = await submit_and_wait(client, cheat)
         official = await submit_and_wait(client, honest)
         board = (await client.call_tool("leaderboard", {})).structured_content["rows"]
@@ -129,14 +131,18 @@ async def test_a_method_that_takes_one_bit_from_its_teacher_is_flagged_and_an_ho
     assert sum(losses) / len(losses) > 0.25
 
 
-async def test_hand_written_knowledge_of_a_public_task_is_flagged_by_the_secret_task(data_dir: Path) -> None:
-    async with pgr_client(data_dir) as client:
+async def test_hand_written_knowledge_of_a_public_task_is_flagged_by_the_secret_task(
+    data_dir: Path, one_public_task: Path
+) -> None:
+    async with pgr_client(data_dir, pgr_tasks_dir=one_public_task) as client:  # negation: the rule's own task
         result = await submit_and_wait(client, await save(data_dir, RULE_WHEN_THE_TEACHER_AGREES))
     assert result["state"] == "flagged", result
     assert any(flag.startswith("does-not-transfer") for flag in result["flags"]), result["flags"]
 
 
-async def test_a_run_sees_its_own_bundle_only_a_secret_seed_and_no_label_source(data_dir: Path) -> None:
+async def test_a_run_sees_its_own_bundle_only_a_secret_seed_and_no_label_source(
+    data_dir: Path, one_public_task: Path
+) -> None:
     from servers.sandbox.config import PROJECT_ROOT
     from tests.support import SECRET_TASKS, W2S_CACHE
 
@@ -145,7 +151,7 @@ async def test_a_run_sees_its_own_bundle_only_a_secret_seed_and_no_label_source(
         str(PROJECT_ROOT / "servers" / "pgr" / "tasks" / "wordnet-living" / "data.jsonl.gz"),
         str(PROJECT_ROOT / "servers" / "w2s" / "tasks.py"), "/usr/share/wordnet/data.noun", "/tasks",
     ]  # fmt: skip
-    async with pgr_client(data_dir) as client:
+    async with pgr_client(data_dir, pgr_tasks_dir=one_public_task) as client:
         result = await submit_and_wait(client, await save(data_dir, SPY.format(suspects=suspects)))
     assert result["state"] in ("done", "flagged"), result["error"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from servers.storage.store import open_repository
 from servers.w2s.tasks import list_tasks
-from tests.support import HttpServer, make_settings, pgr_ready, running_http_server
+from tests.support import HttpServer, make_settings, pgr_ready
 
 pytestmark = pytest.mark.anyio
 
@@ -29,12 +29,13 @@ def _states(data_dir: Path) -> dict[str, str]:
         return dict(connection.execute("SELECT id, state FROM submissions").fetchall())
 
 
-async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir: Path) -> None:
+async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir: Path, one_public_task: Path) -> None:
     repository = await open_repository(make_settings(data_dir))
     snapshot = await repository.save(
         agent="alice", files={"method.py": SLOW_START}, message="m", based_on=None, delete=[]
     )
-    server = HttpServer(data_dir).start()
+    tasks = {"AAR_PGR_TASKS_DIR": str(one_public_task)}
+    server = HttpServer(data_dir, **tasks).start()
     async with server.client("pgr", "alice") as client:
         await pgr_ready(client)
         ids = []
@@ -48,7 +49,8 @@ async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir
     server.kill()
     assert _states(data_dir) == {ids[0]: "running", ids[1]: "queued"}
 
-    with running_http_server(data_dir) as restarted:
+    restarted = HttpServer(data_dir, **tasks).start()
+    try:
         async with restarted.client("pgr", "alice") as client:
             with anyio.fail_after(600):
                 while set(_states(data_dir).values()) != {"done"}:
@@ -56,6 +58,8 @@ async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir
             for submission_id in ids:
                 result = (await client.call_tool("submission", {"submission_id": submission_id})).structured_content
                 assert result["pgr_mean"] is not None and result["progress"]["done"] == result["progress"]["total"]
+    finally:
+        restarted.stop()
 
 
 async def test_the_queue_serves_agents_in_turn_not_first_come(tmp_path: Path) -> None:

@@ -60,10 +60,14 @@ class LocalCluster:
         self.killed[name] = str(node.node_id)
         raylet = node.all_processes["raylet"][0].process.pid
         workers = _descendants(raylet)
+        groups = {group for group in map(_group_of, workers) if group not in (None, os.getpgrp())}
         self.cluster.remove_node(node, allow_graceful=False)
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for group in groups:  # a half-started bwrap whose parent just died waits forever otherwise
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
 
     def node_id(self, name: str) -> str:
         return str(self.nodes[name].node_id)
@@ -86,6 +90,13 @@ class LocalCluster:
     def settings(self, data_dir: Path) -> dict[str, Any]:
         """Settings overrides that send a server's compute to this cluster (node folders beside data_dir)."""
         return {"executor": "ray", "ray_address": self.address, "ray_node_dir": data_dir.parent / "nodes"}
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def _descendants(pid: int) -> list[int]:

@@ -19,7 +19,6 @@ from servers.pgr.service import open_runs
 from servers.pgr.submissions import FAILURES
 from servers.sandbox.models import JobState
 from servers.w2s.api import FINETUNE
-from servers.w2s.tasks import default_tasks_root
 from tests.pgr.support import pgr_client, save, submit, wait
 from tests.ray.support import LocalCluster
 from tests.support import make_settings
@@ -34,15 +33,6 @@ def method(inp):
     e = inp.strong.eval_features
     return ((e - one).norm(dim=1) < (e - zero).norm(dim=1)).long().tolist()
 """
-
-
-@pytest.fixture
-def one_public_task(tmp_path: Path) -> Path:
-    """The shipped negation pack alone (plus the secret tasks): 9 runs a submission instead of 15."""
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    (folder / "negation").symlink_to(default_tasks_root() / "negation")
-    return folder
 
 
 def _evaluations(data_dir: Path, submission_id: str) -> list[tuple[str, int, str, float]]:

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -113,20 +114,26 @@ def _worker_environment(name: str) -> str | None:
     return ray.get(ray.remote(lambda: os.environ.get(name)).options(resources={"sandbox": 1}).remote())
 
 
-async def _service(cluster: LocalCluster, data_dir: Path, gpus: float = 0.0) -> RaySandbox:
+@contextlib.asynccontextmanager
+async def _service(cluster: LocalCluster, data_dir: Path, gpus: float = 0.0) -> AsyncIterator[RaySandbox]:
+    """The sandbox server's cluster side, as one server process holds it (closed after, as a server is)."""
     settings = make_settings(data_dir, **_on_ray(cluster, data_dir))
-    return await RaySandbox.open(NodeSandboxSpec(sandbox_config(settings), False), _nodes(data_dir), gpus=gpus)
+    sandbox = await RaySandbox.open(NodeSandboxSpec(sandbox_config(settings), False), _nodes(data_dir), gpus=gpus)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.close()
 
 
 async def test_a_job_asking_for_more_gpus_than_the_cluster_has_is_refused_at_once(
     ray_cluster: LocalCluster, data_dir: Path
 ) -> None:
-    sandbox = await _service(ray_cluster, data_dir)
-    with pytest.raises(CapacityError, match="asks for 2 GPUs but your sandbox holds 0"):
-        await sandbox.start_job("carol", "train", "python train.py", gpus=2)
-    greedy = await _service(ray_cluster, data_dir, gpus=8)
-    with pytest.raises(CapacityError, match=r"no live cluster node .* has 8 GPUs"):
-        await greedy.exec("dave", "nvidia-smi")
+    async with _service(ray_cluster, data_dir) as sandbox:
+        with pytest.raises(CapacityError, match="asks for 2 GPUs but your sandbox holds 0"):
+            await sandbox.start_job("carol", "train", "python train.py", gpus=2)
+    async with _service(ray_cluster, data_dir, gpus=8) as greedy:
+        with pytest.raises(CapacityError, match=r"no live cluster node .* has 8 GPUs"):
+            await greedy.exec("dave", "nvidia-smi")
     async with memory_client(
         "sandbox", data_dir, "erin", **_on_ray(ray_cluster, data_dir, ray_sandbox_gpus=4)
     ) as client:
@@ -137,46 +144,44 @@ async def test_a_job_asking_for_more_gpus_than_the_cluster_has_is_refused_at_onc
 async def test_a_killed_node_reports_its_jobs_lost_and_the_workspace_comes_back_from_a_snapshot(
     ray_cluster: LocalCluster, data_dir: Path
 ) -> None:
-    sandbox = await _service(ray_cluster, data_dir)
-    await sandbox.write_file("frank", "work.py", "print('hi')\n")
-    saved = await sandbox.export_files("frank", ["work.py"])
-    job = await sandbox.start_job("frank", "long", "sleep 600")
-    victim = ray_cluster.name_of(sandbox.node_of("frank"))
-    ray_cluster.kill(victim)
-    try:
-        with pytest.raises(NodeLostError, match="restore it with load_snapshot"):
-            await sandbox.list_files("frank")
-        info = await sandbox.job_status("frank", job)
-        assert info.state is JobState.LOST and "failed" in (info.error or ""), info
-        assert [j.state for j in await sandbox.list_jobs("frank")] == [JobState.LOST]
-        await sandbox.import_files("frank", saved)
-        assert sandbox.node_of("frank") != ray_cluster.id_before_kill(victim)
-        result = await sandbox.exec("frank", "python work.py")
-        assert result.stdout == "hi\n", result
-        restarted = await _service(ray_cluster, data_dir)  # the server again: the lost job is still reported
+    async with _service(ray_cluster, data_dir) as sandbox:
+        await sandbox.write_file("frank", "work.py", "print('hi')\n")
+        saved = await sandbox.export_files("frank", ["work.py"])
+        job = await sandbox.start_job("frank", "long", "sleep 600")
+        victim = ray_cluster.name_of(sandbox.node_of("frank"))
+        ray_cluster.kill(victim)
+        try:
+            with pytest.raises(NodeLostError, match="restore it with load_snapshot"):
+                await sandbox.list_files("frank")
+            info = await sandbox.job_status("frank", job)
+            assert info.state is JobState.LOST and "failed" in (info.error or ""), info
+            assert [j.state for j in await sandbox.list_jobs("frank")] == [JobState.LOST]
+            await sandbox.import_files("frank", saved)
+            assert sandbox.node_of("frank") != ray_cluster.id_before_kill(victim)
+            result = await sandbox.exec("frank", "python work.py")
+            assert result.stdout == "hi\n", result
+        finally:
+            ray_cluster.add(victim)
+    async with _service(ray_cluster, data_dir) as restarted:  # the server again: the lost job is still reported
         assert [(j.id, j.state) for j in await restarted.list_jobs("frank")] == [(job, JobState.LOST)]
         assert (await restarted.job_status("frank", job)).state is JobState.LOST
         assert (await restarted.delete_job("frank", job)).state is JobState.LOST
         assert await restarted.list_jobs("frank") == []
-    finally:
-        await sandbox.close()
-        ray_cluster.add(victim)
 
 
 async def test_a_node_that_fails_while_the_server_is_down_has_its_jobs_reported_lost(
     ray_cluster: LocalCluster, data_dir: Path
 ) -> None:
-    before = await _service(ray_cluster, data_dir)
-    job = await before.start_job("grace", "long", "sleep 600")
-    victim = ray_cluster.name_of(before.node_of("grace"))
-    await before.close()  # the server stops; its agents' actors and jobs live on
+    async with _service(ray_cluster, data_dir) as before:
+        job = await before.start_job("grace", "long", "sleep 600")
+        victim = ray_cluster.name_of(before.node_of("grace"))
+    # the server has stopped; its agents' actors and jobs live on until the node fails
     ray_cluster.kill(victim)
-    after = await _service(ray_cluster, data_dir)
     try:
-        jobs = await after.list_jobs("grace")  # a fresh sandbox on a live node, and the old job reported
-        assert [(j.id, j.state) for j in jobs] == [(job, JobState.LOST)], jobs
-        assert "failed" in (jobs[0].error or "") and after.node_of("grace") != ray_cluster.id_before_kill(victim)
-        assert (await after.job_status("grace", job)).state is JobState.LOST
+        async with _service(ray_cluster, data_dir) as after:
+            jobs = await after.list_jobs("grace")  # a fresh sandbox on a live node, and the old job reported
+            assert [(j.id, j.state) for j in jobs] == [(job, JobState.LOST)], jobs
+            assert "failed" in (jobs[0].error or "") and after.node_of("grace") != ray_cluster.id_before_kill(victim)
+            assert (await after.job_status("grace", job)).state is JobState.LOST
     finally:
-        await after.close()
         ray_cluster.add(victim)

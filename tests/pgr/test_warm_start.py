@@ -1,0 +1,54 @@
+"""A PGR server starts from what is cached: the reference method's scores (the transfer check's
+yardstick) are trained once per task and testbed, not by every server over a new data directory, and a
+restarted server loads its task seeds without the preparation's child process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from servers.pgr.precompute import cached_reference_means, reference_means
+from servers.pgr.testbed import TaskBench
+from tests.support import W2S_CACHE, shipped_tasks
+
+
+def _cache_sharing_features(folder: Path) -> Path:
+    """A fresh cache whose features and weak labels are the tests' shared ones (no embedding again)."""
+    folder.mkdir()
+    for namespace in ("features", "weak", "ceiling"):
+        (W2S_CACHE / namespace).mkdir(parents=True, exist_ok=True)
+        (folder / namespace).symlink_to(W2S_CACHE / namespace)
+    return folder
+
+
+def test_the_reference_is_trained_once_and_read_from_the_cache_by_the_next_server(tmp_path: Path) -> None:
+    tasks = shipped_tasks(tmp_path / "tasks", "negation")
+    cache = _cache_sharing_features(tmp_path / "cache")
+    bench = TaskBench(tasks, None, cache, 1, b"one server")
+    assert cached_reference_means(bench.scored, bench.seeds, cache) is None  # nothing yet: it must be trained
+
+    means = reference_means(bench, cache)
+    assert set(means) == {"negation"} and -1 < means["negation"] < 2
+    another = TaskBench(tasks, None, cache, 1, b"another server, another secret")
+    assert cached_reference_means(another.scored, another.seeds, cache) == means
+    assert cached_reference_means(another.scored, [0, 1], cache) is None  # more seeds: another score
+
+    [entry] = (cache / "reference").iterdir()
+    written = entry.stat()
+    assert reference_means(another, cache) == means
+    again = entry.stat()  # read, not trained and stored again (a new entry replaces the file)
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
+def test_a_restarted_server_loads_every_task_seed_from_the_cache_and_a_cold_one_computes_nothing(
+    tmp_path: Path,
+) -> None:
+    tasks = shipped_tasks(tmp_path / "tasks", "negation")
+    cold = tmp_path / "cold-cache"
+    assert not TaskBench(tasks, None, cold, 1, b"key").prepare_from_cache()
+    assert not cold.exists() or not any(path.is_file() for path in cold.rglob("*"))  # a miss computes nothing
+
+    cache = _cache_sharing_features(tmp_path / "cache")
+    first = TaskBench(tasks, None, cache, 1, b"this server's key")
+    for seed in first.seeds:
+        first.prepare("negation", seed)  # what the preparation's child process does
+    assert TaskBench(tasks, None, cache, 1, b"this server's key").prepare_from_cache()
