@@ -282,8 +282,8 @@ class Precomputed:
 
 
 async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) -> None:
-    """Load every task seed from the cache; what is missing is computed first in a child process
-    (reporting progress), so that torch work never holds up this server's requests."""
+    """Cache every task seed: here when the strong features are all cached (seconds), else in a child
+    process (reporting progress) so that minutes of embedding never hold up this server's requests."""
     bench, preparation = state.bench, state.preparation
 
     def prepared(line: str) -> None:
@@ -291,7 +291,11 @@ async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) ->
             preparation.done += 1
             logger.info("%s (%.0f s)", line, time.monotonic() - preparation.started)
 
-    if not await bench.run(bench.prepare_from_cache):
+    def seed_prepared() -> None:
+        preparation.done += 1  # one int written from the torch thread, read by status reports
+
+    if not await bench.run(bench.prepare_with_cached_features, seed_prepared):
+        preparation.done = 0
         try:
             await _precompute(state.settings, key_file, "prepare", on_line=prepared)
         except RuntimeError as error:

@@ -130,13 +130,15 @@ class TaskBench:
         for control in ("none", "decoy"):
             self.seed_data(task, seed, FROZEN, control)
 
-    def prepare_from_cache(self) -> bool:
-        """Load every task seed from the disk cache alone; False, having computed nothing, if one is missing."""
+    def prepare_with_cached_features(self, on_seed: Callable[[], None]) -> bool:
+        """Prepare every task seed here if every text's strong features are cached: the rest (weak models,
+        frozen ceilings, this server's decoys) takes seconds. False, having embedded nothing, otherwise."""
         try:
-            with self.testbed.cache.stored_only():
+            with self.testbed.cache.stored_only("features"):
                 for task in self.scored:
                     for seed in self.seeds:
                         self.prepare(task, seed)
+                        on_seed()
         except CacheMiss:
             return False
         return True

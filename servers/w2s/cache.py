@@ -38,16 +38,16 @@ class DiskCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
-        self._stored_only = False
+        self._stored_only: frozenset[str] = frozenset()
 
     @contextlib.contextmanager
-    def stored_only(self) -> Iterator[None]:
-        """Within this block a missing entry raises CacheMiss instead of being computed: is it all there?"""
-        self._stored_only = True
+    def stored_only(self, *namespaces: str) -> Iterator[None]:
+        """Within this block a missing entry of these namespaces raises CacheMiss instead of being computed."""
+        self._stored_only = frozenset(namespaces)
         try:
             yield
         finally:
-            self._stored_only = False
+            self._stored_only = frozenset()
 
     def get_or_compute(
         self,
@@ -61,7 +61,7 @@ class DiskCache:
             self.hits += 1
             with np.load(path) as stored:
                 return {name: stored[name] for name in stored.files}
-        if self._stored_only:
+        if namespace in self._stored_only:
             raise CacheMiss(f"{namespace}/{path.name}")
         self.misses += 1
         value = {name: np.asarray(array) for name, array in compute().items()}

@@ -1,6 +1,6 @@
 """A PGR server starts from what is cached: the reference method's scores (the transfer check's
 yardstick) are trained once per task and testbed, not by every server over a new data directory, and a
-restarted server loads its task seeds without the preparation's child process."""
+server whose texts are all embedded prepares its task seeds without the preparation's child process."""
 
 from __future__ import annotations
 
@@ -39,16 +39,19 @@ def test_the_reference_is_trained_once_and_read_from_the_cache_by_the_next_serve
     assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
 
 
-def test_a_restarted_server_loads_every_task_seed_from_the_cache_and_a_cold_one_computes_nothing(
+def test_a_server_whose_features_are_cached_prepares_in_process_and_a_cold_one_embeds_nothing_there(
     tmp_path: Path,
 ) -> None:
     tasks = shipped_tasks(tmp_path / "tasks", "negation")
     cold = tmp_path / "cold-cache"
-    assert not TaskBench(tasks, None, cold, 1, b"key").prepare_from_cache()
-    assert not cold.exists() or not any(path.is_file() for path in cold.rglob("*"))  # a miss computes nothing
+    assert not TaskBench(tasks, None, cold, 1, b"key").prepare_with_cached_features(lambda: None)
+    assert not any((cold / "features").glob("*"))  # embedding is left to the preparation's child process
 
     cache = _cache_sharing_features(tmp_path / "cache")
-    first = TaskBench(tasks, None, cache, 1, b"this server's key")
-    for seed in first.seeds:
-        first.prepare("negation", seed)  # what the preparation's child process does
-    assert TaskBench(tasks, None, cache, 1, b"this server's key").prepare_from_cache()
+    first = TaskBench(tasks, None, cache, 1, b"the first server's secret")
+    negation = first.tasks["negation"]
+    first.testbed.features(negation, negation.spec.strong)  # embedded once, for every server after
+    prepared: list[None] = []
+    another = TaskBench(tasks, None, cache, 1, b"a new server's own secret: its own decoys")
+    assert another.prepare_with_cached_features(lambda: prepared.append(None))
+    assert len(prepared) == len(another.seeds)
