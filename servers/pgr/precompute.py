@@ -20,14 +20,14 @@ import hashlib
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from servers.pgr.testbed import TaskBench
 from servers.w2s.api import FINETUNE
-from servers.w2s.cache import DiskCache, key_digest
+from servers.w2s.cache import CacheMiss, DiskCache
 from servers.w2s.evaluate import evaluate
 from servers.w2s.methods import BASELINES
 from servers.w2s.tasks import Task
@@ -77,41 +77,47 @@ def _reference_key(task: Task, seeds: list[int]) -> dict[str, object]:
             "recipe": recipe, "seeds": seeds}  # fmt: skip
 
 
-def _reference_path(cache_dir: Path, task: Task, seeds: list[int]) -> Path:
-    """Where DiskCache keeps the reference's scores on `task` (namespace "reference")."""
-    return cache_dir / "reference" / f"{key_digest(_reference_key(task, seeds))}.npz"
+def _entry(score: Callable[[Task], np.ndarray], task: Task) -> dict[str, np.ndarray]:
+    return {"pgr": score(task)}
 
 
-def cached_reference_means(tasks: Mapping[str, Task], seeds: list[int], cache_dir: Path) -> dict[str, float] | None:
-    """The reference's mean PGR per task from the cache alone; None unless every task is there."""
+def _reference_means(
+    cache: DiskCache, tasks: Mapping[str, Task], seeds: list[int], score: Callable[[Task], np.ndarray]
+) -> dict[str, float]:
+    """The reference's mean PGR per task where it is defined: stored, or scored (PGR per seed, NaN where
+    undefined) and stored."""
     means: dict[str, float] = {}
     for name, task in tasks.items():
-        path = _reference_path(cache_dir, task, seeds)
-        if not path.exists():
-            return None
-        with np.load(path) as stored:
-            values = stored["pgr"][~np.isnan(stored["pgr"])]
-        if len(values):
-            means[name] = float(values.mean())
-    return means
-
-
-def reference_means(bench: TaskBench, cache_dir: Path) -> dict[str, float]:
-    """Mean test PGR of the reference method per scored task (where defined), from the cache where it is."""
-    cache = DiskCache(cache_dir)
-
-    def score(task: Task) -> dict[str, np.ndarray]:
-        results = evaluate(task, BASELINES[REFERENCE_METHOD], bench.seeds, cache_dir=cache_dir)
-        return {"pgr": np.array([np.nan if result.pgr is None else result.pgr for result in results])}
-
-    means: dict[str, float] = {}
-    for name, task in bench.scored.items():
-        key = _reference_key(task, bench.seeds)
-        pgr = cache.get_or_compute("reference", key, functools.partial(score, task))["pgr"]
+        key = _reference_key(task, seeds)
+        pgr = cache.get_or_compute("reference", key, functools.partial(_entry, score, task))["pgr"]
         if not np.isnan(pgr).all():
             means[name] = float(np.nanmean(pgr))
         print(f"reference {name}: {means.get(name)}", file=sys.stderr, flush=True)
     return means
+
+
+def cached_reference_means(tasks: Mapping[str, Task], seeds: list[int], cache_dir: Path) -> dict[str, float] | None:
+    """The reference's mean PGR per task from the cache alone; None unless every task is there."""
+    cache = DiskCache(cache_dir)
+
+    def unscored(task: Task) -> np.ndarray:
+        raise AssertionError("stored_only: a missing score raises CacheMiss before it is computed")
+
+    try:
+        with cache.stored_only("reference"):
+            return _reference_means(cache, tasks, seeds, unscored)
+    except CacheMiss:
+        return None
+
+
+def reference_means(bench: TaskBench, cache_dir: Path) -> dict[str, float]:
+    """Mean test PGR of the reference method per scored task (where defined), from the cache where it is."""
+
+    def score(task: Task) -> np.ndarray:
+        results = evaluate(task, BASELINES[REFERENCE_METHOD], bench.seeds, cache_dir=cache_dir)
+        return np.array([np.nan if result.pgr is None else result.pgr for result in results])
+
+    return _reference_means(DiskCache(cache_dir), bench.scored, bench.seeds, score)
 
 
 def main(argv: list[str] | None = None) -> int:
