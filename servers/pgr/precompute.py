@@ -20,14 +20,13 @@ import hashlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from servers.pgr.testbed import TaskBench
 from servers.w2s.api import FINETUNE
-from servers.w2s.cache import CacheMiss, DiskCache
+from servers.w2s.cache import CacheMiss
 from servers.w2s.evaluate import evaluate
 from servers.w2s.methods import BASELINES
 from servers.w2s.tasks import Task
@@ -77,47 +76,32 @@ def _reference_key(task: Task, seeds: list[int]) -> dict[str, object]:
             "recipe": recipe, "seeds": seeds}  # fmt: skip
 
 
-def _entry(score: Callable[[Task], np.ndarray], task: Task) -> dict[str, np.ndarray]:
-    return {"pgr": score(task)}
+def reference_means(bench: TaskBench) -> dict[str, float]:
+    """Mean test PGR of the reference method per scored task (where defined), from the bench's cache where
+    it is stored there (PGR per seed, NaN where undefined), else scored and stored."""
+    cache = bench.testbed.cache
 
+    def score(task: Task) -> dict[str, np.ndarray]:
+        results = evaluate(task, BASELINES[REFERENCE_METHOD], bench.seeds, cache_dir=cache.root)
+        return {"pgr": np.array([np.nan if result.pgr is None else result.pgr for result in results])}
 
-def _reference_means(
-    cache: DiskCache, tasks: Mapping[str, Task], seeds: list[int], score: Callable[[Task], np.ndarray]
-) -> dict[str, float]:
-    """The reference's mean PGR per task where it is defined: stored, or scored (PGR per seed, NaN where
-    undefined) and stored."""
     means: dict[str, float] = {}
-    for name, task in tasks.items():
-        key = _reference_key(task, seeds)
-        pgr = cache.get_or_compute("reference", key, functools.partial(_entry, score, task))["pgr"]
+    for name, task in bench.scored.items():
+        key = _reference_key(task, bench.seeds)
+        pgr = cache.get_or_compute("reference", key, functools.partial(score, task))["pgr"]
         if not np.isnan(pgr).all():
             means[name] = float(np.nanmean(pgr))
         print(f"reference {name}: {means.get(name)}", file=sys.stderr, flush=True)
     return means
 
 
-def cached_reference_means(tasks: Mapping[str, Task], seeds: list[int], cache_dir: Path) -> dict[str, float] | None:
-    """The reference's mean PGR per task from the cache alone; None unless every task is there."""
-    cache = DiskCache(cache_dir)
-
-    def unscored(task: Task) -> np.ndarray:
-        raise AssertionError("stored_only: a missing score raises CacheMiss before it is computed")
-
+def cached_reference_means(bench: TaskBench) -> dict[str, float] | None:
+    """`reference_means` from the cache alone; None, having trained nothing, unless every task is there."""
     try:
-        with cache.stored_only("reference"):
-            return _reference_means(cache, tasks, seeds, unscored)
+        with bench.testbed.cache.stored_only("reference"):
+            return reference_means(bench)
     except CacheMiss:
         return None
-
-
-def reference_means(bench: TaskBench, cache_dir: Path) -> dict[str, float]:
-    """Mean test PGR of the reference method per scored task (where defined), from the cache where it is."""
-
-    def score(task: Task) -> np.ndarray:
-        results = evaluate(task, BASELINES[REFERENCE_METHOD], bench.seeds, cache_dir=cache_dir)
-        return np.array([np.nan if result.pgr is None else result.pgr for result in results])
-
-    return _reference_means(DiskCache(cache_dir), bench.scored, bench.seeds, score)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         ceilings(bench)
     else:
         out = args.out or Path("reference.json")
-        out.write_text(json.dumps({"method": REFERENCE_METHOD, "means": reference_means(bench, args.cache_dir)}))
+        out.write_text(json.dumps({"method": REFERENCE_METHOD, "means": reference_means(bench)}))
     return 0
 
 

@@ -259,7 +259,7 @@ class Precomputed:
         """From this data directory's record, else the shared cache, else computed in a child process."""
         out = self._settings.data_dir / "pgr" / f"reference-{self._settings.pgr_seeds}-seeds.json"
         if not out.exists():
-            cached = cached_reference_means(bench.scored, bench.seeds, self._settings.cache_dir)
+            cached = await bench.run(cached_reference_means, bench)  # file reads and hashing: off the loop
             if cached is not None:
                 out.write_text(json.dumps({"method": REFERENCE_METHOD, "means": cached}))
             else:

@@ -43,11 +43,12 @@ class DiskCache:
     @contextlib.contextmanager
     def stored_only(self, *namespaces: str) -> Iterator[None]:
         """Within this block a missing entry of these namespaces raises CacheMiss instead of being computed."""
-        self._stored_only = frozenset(namespaces)
+        outer = self._stored_only
+        self._stored_only = outer | frozenset(namespaces)
         try:
             yield
         finally:
-            self._stored_only = frozenset()
+            self._stored_only = outer
 
     def get_or_compute(
         self,

@@ -24,17 +24,18 @@ def test_the_reference_is_trained_once_and_read_from_the_cache_by_the_next_serve
     tasks = shipped_tasks(tmp_path / "tasks", "negation")
     cache = _cache_sharing_features(tmp_path / "cache")
     bench = TaskBench(tasks, None, cache, 1, b"one server")
-    assert cached_reference_means(bench.scored, bench.seeds, cache) is None  # nothing yet: it must be trained
+    assert cached_reference_means(bench) is None  # nothing yet: it must be trained
+    assert not (cache / "reference").exists()
 
-    means = reference_means(bench, cache)
+    means = reference_means(bench)
     assert set(means) == {"negation"} and -1 < means["negation"] < 2
     another = TaskBench(tasks, None, cache, 1, b"another server, another secret")
-    assert cached_reference_means(another.scored, another.seeds, cache) == means
-    assert cached_reference_means(another.scored, [0, 1], cache) is None  # more seeds: another score
+    assert cached_reference_means(another) == means
+    assert cached_reference_means(TaskBench(tasks, None, cache, 2, b"k")) is None  # more seeds: another score
 
     [entry] = (cache / "reference").iterdir()
     written = entry.stat()
-    assert reference_means(another, cache) == means
+    assert reference_means(another) == means
     again = entry.stat()  # read, not trained and stored again (a new entry replaces the file)
     assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
 
