@@ -8,12 +8,14 @@ bookkeeping, which agents only ever see through the coarse wire models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
 from servers.kit.timestamps import UtcTimestamp
-from servers.w2s.controls import Control
+
+if TYPE_CHECKING:  # the testbed needs numpy and torch; the console reads these records without them
+    from servers.w2s.controls import Control
 
 TaskName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="A task name from task_info.")]
 EntryPoint = Annotated[

@@ -13,12 +13,14 @@ Both draw their randomness from a key the method never sees (the server's secret
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from servers.w2s.tasks import Task
+if TYPE_CHECKING:  # the task loader imports torch; the PGR models and the console need only the names here
+    from servers.w2s.tasks import Task
 
 __all__ = ["CONTROLS", "DECOY_NOISE", "Control", "control_accuracy", "decoy_task", "shuffled_order"]
 
@@ -67,4 +69,4 @@ def decoy_task(task: Task, features: np.ndarray, key: bytes) -> Task:
     flip = rng.random(len(labels)) < DECOY_NOISE
     labels[flip] = 1 - labels[flip]
     digest = hashlib.sha256(task.data_hash.encode() + labels.tobytes()).hexdigest()
-    return Task(spec=task.spec, texts=task.texts, labels=labels, data_hash=digest, strata=task.split_labels)
+    return dataclasses.replace(task, labels=labels, data_hash=digest, strata=task.split_labels)

