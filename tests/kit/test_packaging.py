@@ -97,4 +97,5 @@ def test_ci_runs_the_readmes_setup_and_test_commands_as_written() -> None:
     assert read.splitlines() == written == ["./scripts/setup.sh && .venv/bin/aar run", "./scripts/test.sh"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "< <(.ci/readme_commands)" in ci and 'bash -c "$setup"' in ci and 'bash -c "$tests"' in ci
-    assert ci.index('bash -c "$setup"') < ci.index('bash -c "$tests"') < ci.index("./scripts/wheel_check.sh")
+    assert ci.index('bash -c "$setup"') < ci.index("./scripts/wheel_check.sh") < ci.index('bash -c "$tests"')
+    assert 'wait "$wheel_check" || wheel_status=$?' in ci and 'exit "$wheel_status"' in ci, "its failure fails CI"
