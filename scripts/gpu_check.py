@@ -1,4 +1,4 @@
-"""Fine-tune a randomly initialised Qwen3-4B-Base-shaped student with LoRA on a synthetic W2S task,
+"""Fine-tune a randomly initialised Qwen3-4B-Base-shaped student with LoRA (peft) on a synthetic W2S task,
 through the real method API (servers.w2s.evaluate with the finetune_ce method), and report the
 strong model's fine-tuning throughput: tokens/s, peak GPU memory and MFU.
 

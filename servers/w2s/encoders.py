@@ -127,7 +127,7 @@ class Encoder:
         """Fine-tune the backbone plus a zero-initialised linear head; predict probabilities.
 
         A causal LM (the study's 4B student) trains LoRA adapters on the shared model in place, with
-        gradient checkpointing and bf16 autocast on a GPU (servers.w2s.lora); a smaller encoder trains
+        gradient checkpointing and bf16 autocast on a GPU (peft, via servers.w2s.lora); a smaller encoder trains
         a full copy with AdamW."""
         if targets.shape != (len(texts), 2):
             raise ValueError(f"targets must have shape ({len(texts)}, 2), got {targets.shape}")

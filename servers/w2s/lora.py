@@ -1,70 +1,48 @@
-"""LoRA adapters for fine-tuning a large strong model in place, as the study did for its 4B student.
+"""LoRA adapters from `peft` for fine-tuning a large strong model in place, as the study did for its 4B student.
 
 A full fine-tune keeps a copy of the model plus two AdamW moments per weight: about 16 bytes a
 parameter, 64 GB for 4B parameters before activations. LoRA freezes the model and trains two small
-matrices per attention projection (B starts at zero, so training starts from the model as it is);
-the adapters come off afterwards, leaving the shared model untouched for the next run. Written in
-plain torch: the sandbox needs no extra package, and the arithmetic is the one of the LoRA paper
-(W x + (alpha / r) B A x), which is what `peft` computes for its default LoRA layer.
+matrices per attention projection (B starts at zero, so training starts from the model as it is).
+The layers are `peft`'s, the library the study used, so its LoRA arithmetic, initialisation and fp32
+adapters on a bf16 model come with it rather than a copy of them. They are injected into the shared
+model itself (no `PeftModel` wrapper, which can hook the input embeddings and edit the config) and unloaded on
+exit, leaving the model as it was for the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Sequence
 
-import torch
+from peft import LoraConfig, LoraModel
+from peft.functional import cast_adapter_dtype
 from torch import nn
 
-__all__ = ["DEFAULT_TARGETS", "LoRALinear", "lora_adapters"]
+__all__ = ["DEFAULT_TARGETS", "lora_adapters"]
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 """The attention projections of Qwen2/Qwen3 and Llama-style models."""
 
-
-class LoRALinear(nn.Module):
-    """A frozen linear layer plus a trainable low-rank update."""
-
-    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
-        super().__init__()
-        self.base = base
-        self.scale = alpha / rank
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
-        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        update = (x.to(self.lora_a.dtype) @ self.lora_a.T @ self.lora_b.T) * self.scale
-        result: torch.Tensor = self.base(x) + update.to(x.dtype)
-        return result
+_ADAPTER = "w2s"
 
 
 @contextlib.contextmanager
 def lora_adapters(
     model: nn.Module, *, rank: int = 16, alpha: float = 32.0, targets: Sequence[str] = DEFAULT_TARGETS
 ) -> Iterator[list[nn.Parameter]]:
-    """Freeze `model`, wrap its target linear layers with adapters and yield the adapters' parameters;
-    on exit restore the original layers and trainability (the model is as before, bit for bit)."""
+    """Freeze `model`, inject LoRA layers around its `targets` linear layers and yield their parameters.
+
+    On exit the LoRA layers come out again: the model has its own modules back, its weights bit for
+    bit and its requires_grad flags. A model with no target layer is refused: peft raises a
+    ValueError naming the targets it did not find."""
     trainable = {name: param.requires_grad for name, param in model.named_parameters()}
-    replaced: list[tuple[nn.Module, str, nn.Linear]] = []
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, nn.Linear) and child_name in targets:
-                replaced.append((module, child_name, child))
-    if not replaced:
-        raise ValueError(f"no linear layer named one of {tuple(targets)} to adapt in {type(model).__name__}")
-    for param in model.parameters():
-        param.requires_grad_(False)
-    adapters = []
-    for module, child_name, child in replaced:
-        adapter = LoRALinear(child, rank, alpha)
-        setattr(module, child_name, adapter)
-        adapters.append(adapter)
+    # peft annotates lora_alpha as int but only ever scales by lora_alpha / r
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets))  # type: ignore[arg-type]
+    tuner = LoraModel(model, config, _ADAPTER)
     try:
-        yield [param for adapter in adapters for param in (adapter.lora_a, adapter.lora_b)]
+        cast_adapter_dtype(model, _ADAPTER)  # fp32 adapters on a bf16 model, as get_peft_model does
+        yield [param for param in model.parameters() if param.requires_grad]
     finally:
-        for module, child_name, child in replaced:
-            setattr(module, child_name, child)
+        tuner.unload()
         for name, param in model.named_parameters():
             param.requires_grad_(trainable[name])

@@ -264,7 +264,7 @@ for _ in range(100):
 print("trained", first > 10 * loss.item())
 print("api", importlib.util.find_spec("servers.w2s.api") is not None)
 if os.path.exists("/opt/aar/api/servers/w2s/api.py"):
-    import servers.w2s.api
+    import servers.w2s.api, servers.w2s.lora  # lora imports peft and what peft imports
     print("api imported")
 for name in ("servers.pgr", "servers.kit", "servers.sandbox", "servers.w2s.tasks", "servers.w2s.testbed"):
     try:
