@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python=${PYTHON:-.venv/bin/python}
 [ -x "$python" ] || python=python3
-PYTHONPATH=$PWD exec "$python" scripts/gpu_check.py "$@"
+PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} exec "$python" scripts/gpu_check.py "$@"
