@@ -182,12 +182,16 @@ class Encoder:
 
 @contextlib.contextmanager
 def _checkpointing(model: torch.nn.Module) -> Iterator[None]:
-    """Recompute activations in the backward pass (a transformers model's own switch), then switch back."""
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[operator]
+    """Recompute activations in the backward pass (a transformers model's own switch), then switch back.
+
+    transformers 5.x before 5.24 (GPU images ship them) names the switch gradient_checkpointing_*;
+    later releases call it activation_checkpointing_* and warn on the old name."""
+    name = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"
+    getattr(model, f"{name}_checkpointing_enable")(**{f"{name}_checkpointing_kwargs": {"use_reentrant": False}})
     try:
         yield
     finally:
-        model.activation_checkpointing_disable()  # type: ignore[operator]
+        getattr(model, f"{name}_checkpointing_disable")()
 
 
 @lru_cache(maxsize=4)
