@@ -177,14 +177,18 @@ class StudyServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.workspace = scratch / "study-workspace"
         self.workspace.mkdir()
+        self.log = scratch / "study.log"
 
     def start(self) -> StudyServer:
+        env = {**os.environ, "WORKSPACE_DIR": str(self.workspace), "PATH": f"{self.bin_dir}:{os.environ['PATH']}"}
+        # The app creates its tables when imported; two workers doing it at once can both try, and the
+        # loser's failed boot shuts gunicorn down. Importing it once first leaves them nothing to race for.
+        create = [str(self.bin_dir / "python"), "-c", "import w2s_research.web_ui.backend.app"]
+        subprocess.run(create, cwd=self.root, env=env, check=True, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
         self.process = subprocess.Popen(
             [str(self.bin_dir / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{self.port}",
              "w2s_research.web_ui.backend.app:app"],
-            cwd=self.root,
-            env={**os.environ, "WORKSPACE_DIR": str(self.workspace), "PATH": f"{self.bin_dir}:{os.environ['PATH']}"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.root, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
         )  # fmt: skip
         wait_for(f"http://127.0.0.1:{self.port}/api/findings/all", self.process, "the study's server")
         return self
@@ -192,7 +196,12 @@ class StudyServer:
     def seed(self, posts: int) -> None:
         """The same posts as the forum's seed, through the study's own share endpoint."""
         for number in range(posts):
-            post_json(self.url("/api/findings/share"), {"title": words(-number, 6), "summary": words(number, 60)})
+            try:
+                post_json(self.url("/api/findings/share"), {"title": words(-number, 6), "summary": words(number, 60)})
+            except OSError:
+                tail = self.log.read_text(errors="replace").splitlines()[-20:]
+                print(f"the study's server failed at post {number}; its log ends:", *tail, sep="\n", file=sys.stderr)
+                raise
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
