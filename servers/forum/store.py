@@ -39,12 +39,12 @@ CREATE TABLE IF NOT EXISTS posts (
     snapshot TEXT,
     submission TEXT,
     score INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS posts_by_thread ON posts(thread_id, id);
 CREATE INDEX IF NOT EXISTS posts_by_author ON posts(author, id);
 CREATE INDEX IF NOT EXISTS posts_by_kind ON posts(kind, id);
-CREATE INDEX IF NOT EXISTS posts_by_author_time ON posts(author, created_at);
 CREATE TABLE IF NOT EXISTS post_tags (
     tag TEXT NOT NULL,
     post_id INTEGER NOT NULL REFERENCES posts(id),
@@ -66,6 +66,10 @@ CREATE TRIGGER IF NOT EXISTS posts_fts_insert AFTER INSERT ON posts BEGIN
 END;
 """
 )
+
+RECENT_POSTS = "SELECT created_at FROM posts WHERE author = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?"
+BYTES_POSTED = "SELECT total(bytes) FROM posts WHERE author = ? AND created_at > ?"
+"""The write limits' queries: an author's newest posts since a time (at most LIMIT), and their bytes."""
 
 _COLUMNS = "id, thread_id, parent_id, author, kind, title, body, tags, snapshot, submission, score, created_at"
 _SEARCH_TERM = re.compile(r"[\w-]+\*?", re.UNICODE)
@@ -186,6 +190,7 @@ class ForumStore:
             path, SCHEMA, synchronous=synchronous or settings.sqlite_synchronous, readers=settings.sqlite_readers
         )
         await _index_prefixes(database)
+        await _index_post_sizes(database)
         return cls(database, limits)
 
     async def close(self) -> None:
@@ -218,8 +223,8 @@ class ForumStore:
                 thread_id = parent["thread_id"]
             row: sqlite3.Row = connection.execute(
                 "INSERT INTO posts (thread_id, parent_id, author, kind, title, body, tags, snapshot, submission,"
-                f" created_at) VALUES (coalesce(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-                (thread_id, parent_id, author, kind, title, body, json.dumps(tags), snapshot, submission, now),
+                f" created_at, bytes) VALUES (coalesce(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+                (thread_id, parent_id, author, kind, title, body, json.dumps(tags), snapshot, submission, now, size),
             ).fetchall()[0]  # fetchall: a RETURNING statement left unfinished would block the COMMIT
             if thread_id is None:
                 row = connection.execute(
@@ -231,18 +236,16 @@ class ForumStore:
         return _post(await self._database.write(insert))
 
     def _check_post_limits(self, connection: sqlite3.Connection, author: str, size: int, now: float) -> None:
-        """Refuse a post over the author's posts per minute or bytes per hour (counted from the posts stored)."""
+        """Refuse a post over the author's posts per minute or bytes per hour (counted from the posts stored).
+
+        Both read the (author, created_at, bytes) index only, and the minute's count stops at the limit:
+        a check costs the same for an agent that posted a thousand times this hour as for one that did not."""
         limits = self._limits
         if limits.posts_per_minute is None or limits.post_bytes_per_hour is None:
             return
-        recent = connection.execute(
-            "SELECT created_at, length(CAST(title AS BLOB)) + length(CAST(body AS BLOB)) AS bytes FROM posts"
-            " WHERE author = ? AND created_at > ? ORDER BY created_at",
-            (author, now - 3600),
-        ).fetchall()
-        last_minute = [at for at, _ in recent if at > now - 60]
+        last_minute = connection.execute(RECENT_POSTS, (author, now - 60, limits.posts_per_minute)).fetchall()
         if len(last_minute) >= limits.posts_per_minute:
-            reset_at = last_minute[-limits.posts_per_minute] + 60
+            reset_at = last_minute[-1][0] + 60
             what = f"you made {len(last_minute)} posts and replies in the last minute, the limit per agent"
             raise _limit_reached(f"{what} is {limits.posts_per_minute}", "forum_posts_per_minute", reset_at, now)
         if size > limits.post_bytes_per_hour:
@@ -250,17 +253,21 @@ class ForumStore:
                 f"this post is {size} bytes, over the {limits.post_bytes_per_hour} bytes an agent may post per hour"
                 " (setting AAR_FORUM_POST_BYTES_PER_HOUR): post a summary and keep the data in a storage snapshot"
             )
-        used = sum(bytes_ for _, bytes_ in recent)
-        reset_at = now
-        for at, bytes_ in recent:
-            if used + size <= limits.post_bytes_per_hour:
-                break
-            used -= bytes_
+        hour = (author, now - 3600)
+        used = int(connection.execute(BYTES_POSTED, hour).fetchone()[0])
+        if used + size <= limits.post_bytes_per_hour:
+            return
+        left, reset_at = used, now  # the limit is passed: when will enough of this hour's posts have aged out?
+        for at, bytes_ in connection.execute(
+            "SELECT created_at, bytes FROM posts WHERE author = ? AND created_at > ? ORDER BY created_at", hour
+        ):
+            left -= bytes_
             reset_at = at + 3600
-        if reset_at > now:
-            what = f"you posted {sum(b for _, b in recent)} bytes in the last hour; with {size} more you would pass"
-            what += f" the limit per agent of {limits.post_bytes_per_hour}"
-            raise _limit_reached(what, "forum_post_bytes_per_hour", reset_at, now)
+            if left + size <= limits.post_bytes_per_hour:
+                break
+        what = f"you posted {used} bytes in the last hour; with {size} more you would pass"
+        what += f" the limit per agent of {limits.post_bytes_per_hour}"
+        raise _limit_reached(what, "forum_post_bytes_per_hour", reset_at, now)
 
     def _check_vote_limit(self, connection: sqlite3.Connection, agent: str, now: float) -> None:
         """Refuse a vote over the agent's votes per minute, else record it for the count."""
@@ -415,6 +422,19 @@ async def _index_prefixes(database: Database) -> None:
             await connection.execute("DROP TABLE posts_fts")
             await connection.execute(FTS_TABLE)
             await connection.execute("INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')")
+
+
+async def _index_post_sizes(database: Database) -> None:
+    """Keep each post's size in an index beside its author and time (the write limits sum it there), adding
+    the sizes to a forum made before it kept them (once)."""
+    columns = {row["name"] for row in await database.fetch_all("PRAGMA table_info(posts)")}
+    async with database.transaction() as connection:
+        if "bytes" not in columns:
+            await connection.execute("ALTER TABLE posts ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
+            size = "length(CAST(title AS BLOB)) + length(CAST(body AS BLOB))"
+            await connection.execute(f"UPDATE posts SET bytes = {size}")
+            await connection.execute("DROP INDEX IF EXISTS posts_by_author_time")
+        await connection.execute("CREATE INDEX IF NOT EXISTS posts_by_volume ON posts(author, created_at, bytes)")
 
 
 DATA_FILE = "forum.sqlite"

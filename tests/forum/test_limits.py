@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from servers.forum.store import BYTES_POSTED, DATA_FILE, RECENT_POSTS
 from tests.support import call, fingerprint, memory_client
 
 pytestmark = pytest.mark.anyio
@@ -41,6 +44,28 @@ async def test_bytes_posted_per_hour_are_limited_per_agent(data_dir: Path) -> No
         too_big = await alice.call_tool("post", _post(3, "x" * 1001))
         assert too_big.is_error and "over the 1000 bytes" in too_big.content[0].text  # type: ignore[union-attr]
         await call(alice, "post", _post(4, "y" * 300))  # what fits in the hour still goes
+
+
+async def test_the_limits_read_one_index_however_much_an_agent_posted(data_dir: Path) -> None:
+    """A check whose cost grew with the agent's posts this hour (it read every body) slowed every post of a busy
+    forum; now both queries read the (author, created_at, bytes) index only, and the minute's stops at its limit."""
+    async with memory_client("forum", data_dir, "alice") as alice:
+        await call(alice, "post", _post(1))
+    with contextlib.closing(sqlite3.connect(data_dir / DATA_FILE)) as forum:
+        for query, parameters in ((RECENT_POSTS, ("alice", 0, 30)), (BYTES_POSTED, ("alice", 0))):
+            plan = " ".join(row[-1] for row in forum.execute(f"EXPLAIN QUERY PLAN {query}", parameters))
+            assert "COVERING INDEX posts_by_volume" in plan, plan
+
+
+async def test_a_forum_made_before_sizes_were_kept_counts_its_posts_bytes(data_dir: Path) -> None:
+    async with memory_client("forum", data_dir, "alice") as alice:
+        await call(alice, "post", _post(1, "é" * 300))  # 606 bytes in UTF-8 with its title
+    with contextlib.closing(sqlite3.connect(data_dir / DATA_FILE)) as forum:  # as an older release left it
+        forum.executescript("DROP INDEX posts_by_volume; ALTER TABLE posts DROP COLUMN bytes;")
+    async with memory_client("forum", data_dir, "alice", forum_post_bytes_per_hour=1000) as alice:
+        refused = await alice.call_tool("post", _post(2, "x" * 400))
+        assert refused.is_error and "you posted 606 bytes" in refused.content[0].text  # type: ignore[union-attr]
+        await call(alice, "post", _post(3, "x" * 300))
 
 
 async def test_votes_per_minute_are_limited_per_agent(data_dir: Path) -> None:
