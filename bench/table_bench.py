@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,8 +60,7 @@ def first_run(scratch: Path) -> dict[str, Any]:
 
 
 def median_of(rows: list[dict[str, Any]], endpoint: str, server: str, key: str) -> float:
-    values = sorted(float(row[key]) for row in rows if row["endpoint"] == endpoint and row["server"] == server)
-    return values[len(values) // 2]
+    return statistics.median(float(row[key]) for row in rows if row["endpoint"] == endpoint and row["server"] == server)
 
 
 def table(
