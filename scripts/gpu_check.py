@@ -33,7 +33,7 @@ PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 """Dense bf16 peak by device name (NVIDIA data sheets); --peak-tflops for others."""
 
 
-def synthetic_rows(n: int, rng: random.Random) -> list[tuple[str, int]]:
+def synthetic_rows(n: int, rng: random.Random, filler_words: tuple[int, int] = (4, 20)) -> list[tuple[str, int]]:
     """A W2S-shaped task: praise (1) or criticism (0), where a negator flips the adjective; a unigram
     weak model cannot represent the flip (the shipped negation task's structure, no data files)."""
     good = ["reliable", "clean", "friendly", "fresh", "quiet", "sturdy", "bright", "useful", "tasty", "smooth"]
@@ -43,7 +43,7 @@ def synthetic_rows(n: int, rng: random.Random) -> list[tuple[str, int]]:
     for _ in range(n):
         negated, praise = rng.random() < 0.3, rng.random() < 0.5
         adjective = rng.choice(good if praise else bad)
-        filler = " ".join(rng.choice(things) for _ in range(rng.randint(4, 20)))
+        filler = " ".join(rng.choice(things) for _ in range(rng.randint(*filler_words)))
         rows.append(
             (f"the {rng.choice(things)} was {'not ' if negated else ''}{adjective} {filler}", int(praise != negated))
         )
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--words", type=int, default=20, help="longest filler per text (real tasks: hundreds)")
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model: a smoke test that runs on CPU")
     parser.add_argument("--peak-tflops", type=float, default=None)
     args = parser.parse_args()
@@ -81,7 +82,7 @@ def main() -> None:
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device), None)
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as folder:
         root = Path(folder)
-        rows = synthetic_rows(args.rows, random.Random(0))
+        rows = synthetic_rows(args.rows, random.Random(0), (min(4, args.words), args.words))
         params = build_model(root / "student", [text for text, _ in rows], args.tiny)
         (root / "pack").mkdir()
         with gzip.open(root / "pack" / "data.jsonl.gz", "wt") as out:
