@@ -22,7 +22,6 @@ import torch
 
 from servers.w2s.api import FinetuneRecipe
 from servers.w2s.heads import zero_head
-from servers.w2s.lora import lora_adapters
 from servers.w2s.losses import LossFn
 
 __all__ = ["ENCODER_KINDS", "Encoder", "EncoderSpec", "LazyEncoder", "load_encoder", "minilm_dir"]
@@ -134,6 +133,9 @@ class Encoder:
         torch.manual_seed(seed)
         data = (texts, targets, predict_texts, recipe, loss, seed)
         if self.spec.kind == "hf-causal-lm":
+            # peft (and accelerate, which leaves a compiler cache in /tmp) only where a causal LM trains
+            from servers.w2s.lora import lora_adapters
+
             with lora_adapters(self.backbone) as adapters, _checkpointing(self.backbone):
                 return self._train_and_predict(self.backbone, adapters, *data)
         model = copy.deepcopy(self.backbone)
