@@ -41,15 +41,18 @@ def _wait(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def _fresh(read: Callable[[], T]) -> T:
-    """`read` again if the page's own refresh replaced the elements it was reading."""
-    from selenium.common.exceptions import StaleElementReferenceException
+def _fresh(read: Callable[[], T], timeout_s: float = 10.0) -> T:
+    """`read` again while the page's own refresh is replacing the elements it reads (they may be gone for a moment)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             return read()
-        except StaleElementReferenceException:
-            continue
+        except (StaleElementReferenceException, NoSuchElementException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _row(driver: Any, agent: str) -> dict[str, str]:
