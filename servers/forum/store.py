@@ -69,7 +69,9 @@ END;
 
 RECENT_POSTS = "SELECT created_at FROM posts WHERE author = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?"
 BYTES_POSTED = "SELECT total(bytes) FROM posts WHERE author = ? AND created_at > ?"
-"""The write limits' queries: an author's newest posts since a time (at most LIMIT), and their bytes."""
+POSTS_AGING_OUT = "SELECT created_at, bytes FROM posts WHERE author = ? AND created_at > ? ORDER BY created_at"
+"""The write limits' queries, all on the (author, created_at, bytes) index: an author's newest posts since a
+time (at most LIMIT), their bytes, and (only when a post is refused) the posts oldest first with their bytes."""
 
 _COLUMNS = "id, thread_id, parent_id, author, kind, title, body, tags, snapshot, submission, score, created_at"
 _SEARCH_TERM = re.compile(r"[\w-]+\*?", re.UNICODE)
@@ -258,9 +260,7 @@ class ForumStore:
         if used + size <= limits.post_bytes_per_hour:
             return
         left, reset_at = used, now  # the limit is passed: when will enough of this hour's posts have aged out?
-        for at, bytes_ in connection.execute(
-            "SELECT created_at, bytes FROM posts WHERE author = ? AND created_at > ? ORDER BY created_at", hour
-        ):
+        for at, bytes_ in connection.execute(POSTS_AGING_OUT, hour):
             left -= bytes_
             reset_at = at + 3600
             if left + size <= limits.post_bytes_per_hour:

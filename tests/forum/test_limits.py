@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from servers.forum.store import BYTES_POSTED, DATA_FILE, RECENT_POSTS
+from servers.forum.store import BYTES_POSTED, DATA_FILE, POSTS_AGING_OUT, RECENT_POSTS
 from tests.support import call, fingerprint, memory_client
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +52,11 @@ async def test_the_limits_read_one_index_however_much_an_agent_posted(data_dir: 
     async with memory_client("forum", data_dir, "alice") as alice:
         await call(alice, "post", _post(1))
     with contextlib.closing(sqlite3.connect(data_dir / DATA_FILE)) as forum:
-        for query, parameters in ((RECENT_POSTS, ("alice", 0, 30)), (BYTES_POSTED, ("alice", 0))):
+        for query, parameters in (
+            (RECENT_POSTS, ("alice", 0, 30)),
+            (BYTES_POSTED, ("alice", 0)),
+            (POSTS_AGING_OUT, ("alice", 0)),
+        ):
             plan = " ".join(row[-1] for row in forum.execute(f"EXPLAIN QUERY PLAN {query}", parameters))
             assert "COVERING INDEX posts_by_volume" in plan, plan
 
