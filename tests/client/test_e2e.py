@@ -18,7 +18,7 @@ import pytest
 from client.run_manifest import PROJECT_ROOT
 from client.team import RunRequest, run_team
 from tests.client.support import events
-from tests.support import TEST_SETTINGS
+from tests.support import TEST_SETTINGS, shipped_tasks
 
 pytestmark = [
     pytest.mark.anyio,
@@ -30,19 +30,22 @@ pytestmark = [
     ),
 ]
 
+PUBLIC = "wordnet-food-substance"
+
 
 async def test_nine_scripted_researchers_claim_snapshot_submit_and_post_over_real_servers(tmp_path: Path) -> None:
     result = await run_team(
         RunRequest(
             manifest="nine",
             runs_root=tmp_path / "runs",
-            # one official score, of one seed per task, from the tests' shared testbed cache: the same
-            # scoring as five seeds and three submissions, minutes sooner
+            # one official score, of one seed per task, on one public task beside the secret ones, from
+            # the tests' shared testbed cache: the same scoring as five seeds, every task and three
+            # submissions, minutes sooner
             overrides={
                 "budget.deadline": "120s",
                 "budget.finish": "5m",
                 "budget.team.pgr_submissions": 1,
-                "servers.env": TEST_SETTINGS,
+                "servers.env": {**TEST_SETTINGS, "AAR_PGR_TASKS_DIR": str(shipped_tasks(tmp_path / "tasks", PUBLIC))},
             },
             environ={},
             announce=lambda line: None,
@@ -66,7 +69,7 @@ async def test_nine_scripted_researchers_claim_snapshot_submit_and_post_over_rea
     assert summary["team"]["best_validation_pgr"] is not None
     assert summary["team"]["best_pgr"] is not None, "no submission got its official score"
     tasks = summary["team"]["best_pgr_tasks"]
-    assert any(name.startswith("secret") for name in tasks) and "wordnet-food-substance" in tasks, tasks
+    assert any(name.startswith("secret") for name in tasks) and PUBLIC in tasks, tasks
 
     with contextlib.closing(sqlite3.connect(run_dir / "servers" / "forum.sqlite")) as forum:
         claims = forum.execute("SELECT COUNT(DISTINCT author) FROM posts WHERE kind = 'claim'").fetchone()[0]

@@ -23,7 +23,7 @@ from client.console.run import RunView
 from client.console.serve import ConsoleOptions
 from client.team import RunRequest, RunResult, run_team
 from tests.console.support import chromium, events, have_chromium, screenshot, serving
-from tests.support import TEST_SETTINGS
+from tests.support import TEST_SETTINGS, shipped_tasks
 
 T = TypeVar("T")
 STOPPED = ("stopped", "awaiting scores")
@@ -170,6 +170,9 @@ def check_finished_run(base: str, run_dir: Path) -> None:
         screenshot(driver, "team-finished")
 
 
+PUBLIC = "wordnet-living"
+
+
 async def test_the_console_watches_and_steers_a_live_scripted_run(tmp_path: Path) -> None:
     assert have_chromium(), (
         "the browser tests need Debian's chromium and chromium-driver (./scripts/setup.sh installs them as root)"
@@ -184,7 +187,11 @@ async def test_the_console_watches_and_steers_a_live_scripted_run(tmp_path: Path
             "budget.finish": "5m",
             "budget.agent.turns": 100_000,
             "budget.team.pgr_submissions": 1,  # one official score to wait for, not three in a row
-            "servers.env": TEST_SETTINGS,
+            # one public task beside the secret ones: the score's runs are half as many
+            "servers.env": {
+                **TEST_SETTINGS,
+                "AAR_PGR_TASKS_DIR": str(shipped_tasks(tmp_path / "tasks", "wordnet-living")),
+            },
         },
         environ={},
         announce=lines.append,

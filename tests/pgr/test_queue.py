@@ -34,7 +34,12 @@ async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir
     snapshot = await repository.save(
         agent="alice", files={"method.py": SLOW_START}, message="m", based_on=None, delete=[]
     )
-    tasks = {"AAR_PGR_TASKS_DIR": str(one_public_task)}
+    # no secret tasks (an operator's empty folder): a submission is 3 runs, not 9; the queue is the same
+    (data_dir.parent / "no-secret-tasks").mkdir()
+    tasks = {
+        "AAR_PGR_TASKS_DIR": str(one_public_task),
+        "AAR_PGR_SECRET_TASKS_DIR": str(data_dir.parent / "no-secret-tasks"),
+    }
     server = HttpServer(data_dir, **tasks).start()
     async with server.client("pgr", "alice") as client:
         await pgr_ready(client)
