@@ -20,11 +20,12 @@ import os
 import random
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from servers.w2s.wordnet import LEXFILES, Row, read_lemmas, wordnet_pair, write_rows
 
-__all__ = ["SECRET_POOL", "derive_secret_tasks"]
+__all__ = ["MIN_GAP", "SECRET_FAMILIES", "SECRET_POOL", "Gap", "derive_secret_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ SECRET_POOL = (
 PER_CLASS = 1500
 FRAMES = ("it was", "this is", "that was", "they called it", "she found", "he saw", "we met", "you chose")
 NEGATORS = ("not", "never", "hardly")
+SECRET_FAMILIES = ("wordnet-category", "negation")
+MIN_GAP = 0.06
+"""The least lead of a secret task's ceiling over its teacher (test accuracy, see `Gap`) that a draw must have."""
+ATTEMPTS = 8
+Gap = Callable[[Path], float]
+"""A pack's folder -> how far the strong model trained on ground truth beats the weak teacher."""
 
 RECIPE = """
 [weak]
@@ -88,24 +95,34 @@ def negated_membership(wordnet: Path, positive: str, negative: str, rng: random.
     return rows
 
 
-def _write(folder: Path, family: str, rows: list[Row]) -> None:
-    target = folder / family
+def _stage(folder: Path, family: str, rows: list[Row]) -> Path:
+    """The pack of `rows` in a hidden staging folder beside its final place."""
     staging = folder / f".{family}-{secrets.token_hex(4)}"
     staging.mkdir(parents=True)
     write_rows(staging / "data.jsonl.gz", rows)
     (staging / "task.toml").write_text(_toml(family))
+    return staging
+
+
+def _publish(staging: Path, target: Path) -> None:
     try:
         staging.rename(target)
     except OSError:  # another server process derived it first
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def derive_secret_tasks(folder: Path, *, wordnet: Path = WORDNET, rng: random.Random | None = None) -> bool:
+def derive_secret_tasks(
+    folder: Path, *, wordnet: Path = WORDNET, rng: random.Random | None = None, gap: Gap | None = None
+) -> bool:
     """Write the secret packs into ``folder`` unless they are there; False if WordNet is missing.
 
-    ``rng`` is for tests (a fixed choice); by default the choice comes from the OS's secure source.
+    With ``gap`` (a pack's folder -> its ceiling's lead over the teacher), a draw whose gap is under
+    ``MIN_GAP`` is drawn again, up to ``ATTEMPTS`` times, keeping the widest if none reaches it: on a
+    gap near zero PGR divides noise by almost nothing (one such draw scored -3, which swung the
+    official mean of every submission). ``rng`` is for tests (a fixed choice); by default the choice
+    comes from the OS's secure source.
     """
-    if all((folder / family / "task.toml").is_file() for family in ("wordnet-category", "negation")):
+    if all((folder / family / "task.toml").is_file() for family in SECRET_FAMILIES):
         return True
     if not (wordnet / "data.noun").is_file():
         logger.warning("no WordNet at %s: no secret transfer tasks (install wordnet-base)", wordnet)
@@ -115,9 +132,42 @@ def derive_secret_tasks(folder: Path, *, wordnet: Path = WORDNET, rng: random.Ra
     chooser = rng or secrets.SystemRandom()
     a, b, c, d, e, f = (f"noun.{name}" for name in chooser.sample(SECRET_POOL, 6))
     seed = chooser.randrange(2**31)
-    if not (folder / "wordnet-category" / "task.toml").is_file():
-        _write(folder, "wordnet-category", wordnet_pair(wordnet, [a, b], [c, d], per_class=PER_CLASS, sample_seed=seed))
-    if not (folder / "negation" / "task.toml").is_file():
-        _write(folder, "negation", negated_membership(wordnet, e, f, random.Random(seed)))
+    draws: dict[str, Callable[[list[str], int], list[Row]]] = {
+        "wordnet-category": lambda kinds, at: wordnet_pair(
+            wordnet, kinds[:2], kinds[2:], per_class=PER_CLASS, sample_seed=at
+        ),
+        "negation": lambda kinds, at: negated_membership(wordnet, kinds[0], kinds[1], random.Random(at)),
+    }
+    first = {"wordnet-category": [a, b, c, d], "negation": [e, f]}
+    for family, draw in draws.items():
+        if (folder / family / "task.toml").is_file():
+            continue
+        taken = {kind for other, kinds in first.items() if other != family for kind in kinds}
+        pool = [f"noun.{name}" for name in SECRET_POOL if f"noun.{name}" not in taken]
+        kinds, draw_seed, widest = first[family], seed, None
+        for attempt in range(1, ATTEMPTS + 1):
+            staging = _stage(folder, family, draw(kinds, draw_seed))
+            measured = None if gap is None else gap(staging)
+            if measured is None or measured >= MIN_GAP:
+                _publish(staging, folder / family)
+                if widest is not None:
+                    shutil.rmtree(widest[1], ignore_errors=True)
+                break
+            logger.info(
+                "secret %s task, draw %d: gap %.3f under %.2f; drawing again", family, attempt, measured, MIN_GAP
+            )
+            if widest is None or measured > widest[0]:
+                if widest is not None:
+                    shutil.rmtree(widest[1], ignore_errors=True)
+                widest = (measured, staging)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
+            kinds, draw_seed = chooser.sample(pool, len(kinds)), chooser.randrange(2**31)
+        else:
+            assert widest is not None
+            logger.warning(
+                "no secret %s task reached a gap of %.2f; keeping the widest (%.3f)", family, MIN_GAP, widest[0]
+            )
+            _publish(widest[1], folder / family)
     logger.info("derived the secret transfer tasks in %s", folder)
     return True

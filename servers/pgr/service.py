@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from servers.kit.errors import ToolInputError
@@ -28,7 +29,7 @@ from servers.pgr.isolated_runs import LocalRuns, RunExecutor
 from servers.pgr.models import Preparing
 from servers.pgr.precompute import REFERENCE_METHOD, cached_reference_means
 from servers.pgr.run_journal import RunJournal
-from servers.pgr.secret_task import derive_secret_tasks
+from servers.pgr.secret_task import SECRET_FAMILIES, derive_secret_tasks
 from servers.pgr.store import DATA_FILE, PgrStore, runner_data_dir
 from servers.pgr.submissions import SubmissionWorker
 from servers.pgr.testbed import RunRef, TaskBench
@@ -96,11 +97,12 @@ async def open_service(settings: Settings, local_agent: str | None) -> AsyncIter
         store = await PgrStore.open(settings.data_dir / DATA_FILE, synchronous=settings.sqlite_synchronous)
         stack.push_async_callback(store.close)
         key_file = server_key(settings.data_dir / "pgr")
-        if settings.pgr_secret_tasks_dir is None:
-            await asyncio.to_thread(derive_secret_tasks, settings.secret_tasks_dir)
+        # Secret tasks the server derives itself are drawn while it prepares (a draw is checked for a
+        # gap to measure, which trains models): until then it answers, saying how far it is.
+        derives = settings.pgr_secret_tasks_dir is None
         bench = TaskBench(
-            settings.pgr_tasks_dir, settings.secret_tasks_dir, settings.cache_dir, settings.pgr_seeds,
-            key_file.read_bytes(),
+            settings.pgr_tasks_dir, None if derives else settings.secret_tasks_dir, settings.cache_dir,
+            settings.pgr_seeds, key_file.read_bytes(),
         )  # fmt: skip
         stack.push_async_callback(bench.drain)
         precomputed = Precomputed(settings, key_file)
@@ -118,7 +120,8 @@ async def open_service(settings: Settings, local_agent: str | None) -> AsyncIter
             parallel_runs=settings.pgr_parallel_runs,
             gpus=lambda ref, mode: run_gpus(settings, bench, ref, mode),
         )
-        preparation = Preparation(total=len(bench.scored) * len(bench.seeds))
+        secret_count = len(SECRET_FAMILIES) if derives else len(bench.secret)
+        preparation = Preparation(total=(len(bench.tasks) + secret_count) * len(bench.seeds))
         state = PgrState(store, bench, preparation, worker, settings, local_agent)
         tasks = [asyncio.create_task(_prepare(state, precomputed, key_file))]
 
@@ -294,6 +297,11 @@ async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) ->
     def seed_prepared() -> None:
         preparation.done += 1  # one int written from the torch thread, read by status reports
 
+    if state.settings.pgr_secret_tasks_dir is None:
+        secret_root = state.settings.secret_tasks_dir
+        await bench.run(partial(derive_secret_tasks, secret_root, gap=bench.ceiling_lead))
+        bench.load_secret(secret_root)
+        preparation.total = len(bench.scored) * len(bench.seeds)
     if not await bench.run(bench.prepare_with_cached_features, seed_prepared):
         preparation.done = 0
         try:

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import secrets
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,21 +81,33 @@ class TaskBench:
         self, tasks_root: Path | None, secret_root: Path | None, cache_dir: Path, seeds: int, key: bytes
     ) -> None:
         self.tasks: dict[str, Task] = {name: load_task(name, tasks_root) for name in list_tasks(tasks_root)}
-        packs = list_tasks(secret_root) if secret_root is not None and secret_root.is_dir() else []
-        # opaque names: a pack's folder name may say what it is about
-        names = {"secret": packs[0]} if len(packs) == 1 else {f"secret-{i}": p for i, p in enumerate(packs, 1)}
-        self.secret: dict[str, Task] = {
-            name: dataclasses.replace(
-                task := load_task(pack, secret_root), spec=dataclasses.replace(task.spec, name=name)
-            )
-            for name, pack in names.items()
-        }
+        self.secret: dict[str, Task] = {}
+        if secret_root is not None:
+            self.load_secret(secret_root)
         self.testbed = Testbed(cache_dir)
         self.seeds = list(range(seeds))
         self._key = key
         self._decoys: dict[str, Task] = {}
         self._lock = asyncio.Lock()
         self._current: asyncio.Future[Any] | None = None
+
+    def load_secret(self, secret_root: Path) -> None:
+        """Score the packs in `secret_root` too, under opaque names (a pack's folder name may say what it is about)."""
+        packs = list_tasks(secret_root) if secret_root.is_dir() else []
+        names = {"secret": packs[0]} if len(packs) == 1 else {f"secret-{i}": p for i, p in enumerate(packs, 1)}
+        self.secret = {
+            name: dataclasses.replace(
+                task := load_task(pack, secret_root), spec=dataclasses.replace(task.spec, name=name)
+            )
+            for name, pack in names.items()
+        }
+
+    def ceiling_lead(self, folder: Path) -> float:
+        """How far the frozen ceiling beats the teacher on the test split of the pack in `folder`, mean
+        of seeds 0-2: a secret task's draw must leave PGR a gap to measure (secret_task.MIN_GAP)."""
+        task = load_task(folder)
+        data = [self.testbed.seed_data(task, seed) for seed in range(3)]
+        return statistics.fmean(d.acc_ceiling["test"] - d.acc_weak["test"] for d in data)
 
     @property
     def scored(self) -> dict[str, Task]:
