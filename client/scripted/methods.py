@@ -182,16 +182,53 @@ def _knobs(raw: dict[str, object]) -> Knobs | None:
         return None
 
 
-SIMPLE_STEPS = (0, 4, 8, 16, 32)
+SIMPLE_STEPS = (0, 8, 16, 32)
 """The principal-component counts SIMPLE moves between (0: no simplicity step)."""
 
 
-def vary(knobs: Knobs, rng: random.Random) -> tuple[Knobs, str]:
-    """Change one knob by one step; returns the new knobs and what changed. A pure method is refined first."""
+OWN_FORM: dict[str, dict[str, float]] = {"bootstrap": {"mix": 0.0, "simple": 16}}
+"""A library method whose idea the template can state on its own -> those knobs: bootstrapping's first,
+smallest student (DIMS[0] of servers/w2s/methods/bootstrap.py) alone, on the teacher's labels."""
+
+KNOBS = ("mix", "coef", "warmup", "keep", "k", "epochs", "simple")
+
+
+def vary(knobs: Knobs, rng: random.Random, *, again: tuple[str, bool] | None = None) -> tuple[Knobs, str]:
+    """Change one knob by one step; returns the new knobs and what changed. A pure method is refined first:
+    into its own form where the template has one, else by mixing its answers with the teacher's labels.
+    `again` (a knob and whether it went up) repeats a step that paid off, as long as it changes anything."""
     if knobs.pure:
+        if knobs.base in OWN_FORM:
+            own = replace(knobs, **OWN_FORM[knobs.base])  # type: ignore[arg-type]
+            return own, f"{knobs.base}'s idea alone on the teacher's labels ({own.describe()})"
         return replace(knobs, mix=0.5), f"MIX 1 -> 0.5 (refine {knobs.base} with the teacher's labels)"
-    knob = rng.choice(["mix", "coef", "warmup", "keep", "k", "epochs", "simple"])
-    up = rng.random() < 0.5
+    if again is not None:
+        repeated = _step(knobs, *again)
+        if repeated != knobs:
+            knob = again[0]
+            return (
+                repeated,
+                f"{knob.upper()} {getattr(knobs, knob):g} -> {getattr(repeated, knob):g} (again: it paid off)",
+            )
+    knob = rng.choice(KNOBS)
+    changed = _step(knobs, knob, rng.random() < 0.5)
+    if changed == knobs:
+        return vary(knobs, rng)
+    return changed, f"{knob.upper()} {getattr(knobs, knob):g} -> {getattr(changed, knob):g}"
+
+
+def step_taken(before: Knobs, after: Knobs) -> tuple[str, bool] | None:
+    """The one knob that changed between two knob sets and whether it went up; None if not exactly one."""
+    if before.base != after.base:
+        return None
+    changed = [knob for knob in KNOBS if getattr(before, knob) != getattr(after, knob)]
+    if len(changed) != 1:
+        return None
+    return changed[0], getattr(after, changed[0]) > getattr(before, changed[0])
+
+
+def _step(knobs: Knobs, knob: str, up: bool) -> Knobs:
+    """`knobs` with `knob` moved one step up or down, within its range."""
     if knob == "mix":
         changed = replace(knobs, mix=round(min(0.9, max(0.0, knobs.mix + (0.2 if up else -0.2))), 2))
     elif knob == "coef":
@@ -207,9 +244,7 @@ def vary(knobs: Knobs, rng: random.Random) -> tuple[Knobs, str]:
     else:
         at = SIMPLE_STEPS.index(knobs.simple) if knobs.simple in SIMPLE_STEPS else 0
         changed = replace(knobs, simple=SIMPLE_STEPS[min(len(SIMPLE_STEPS) - 1, max(0, at + (1 if up else -1)))])
-    if changed == knobs:
-        return vary(knobs, rng)
-    return changed, f"{knob.upper()} {getattr(knobs, knob):g} -> {getattr(changed, knob):g}"
+    return changed
 
 
 def combine(best: Knobs, other: Knobs) -> tuple[Knobs, str] | None:

@@ -34,6 +34,7 @@ from client.scripted.methods import (
     read_knobs,
     render,
     start_for,
+    step_taken,
     vary,
 )
 
@@ -62,6 +63,8 @@ class Memory:
     tried_bases: list[str] = field(default_factory=list)
     best_validation: float | None = None
     best_knobs: dict[str, Any] | None = None
+    again: tuple[str, bool] | None = None
+    """The one-knob step that last raised my best validation: worth taking again."""
     submitted_best: float | None = None
     submissions_closed: bool = False
     pending: list[dict[str, Any]] = field(default_factory=list)
@@ -215,7 +218,7 @@ def _refine(memory: Memory, knobs: Knobs) -> tuple[dict[str, Any], str]:
         combined = combine(knobs, Knobs(**other["knobs"])) if other else None
         if combined is not None:
             return asdict(combined[0]), combined[1]
-    varied, change = vary(knobs, memory.rng("vary"))
+    varied, change = vary(knobs, memory.rng("vary"), again=memory.again)
     return asdict(varied), change
 
 
@@ -465,7 +468,11 @@ def _on_evaluate(m: Memory, data: dict[str, Any] | None, error: str) -> None:
     if data is not None and data.get("pgr") is not None:
         m.validation = {"accuracy": data.get("accuracy"), "pgr": data["pgr"]}
         if m.best_validation is None or data["pgr"] > m.best_validation:
+            before = m.best_knobs
+            m.again = step_taken(Knobs(**before), Knobs(**m.knobs)) if before and m.knobs else None
             m.best_validation, m.best_knobs = float(data["pgr"]), m.knobs
+        else:
+            m.again = None
     elif error:
         m.run_note = error.splitlines()[0][:300]
     m.phase = "save"

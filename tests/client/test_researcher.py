@@ -10,7 +10,7 @@ from typing import Any
 
 from client.compaction import compacted_head, kept_turns, summary_requests
 from client.run_manifest import PROJECT_ROOT, ToolCatalogue
-from client.scripted.methods import LIBRARY, Knobs, read_described, read_knobs, render, start_for, vary
+from client.scripted.methods import LIBRARY, Knobs, read_described, read_knobs, render, start_for, step_taken, vary
 from client.scripted.researcher import MEMORY_MARK, respond
 from servers.w2s.methods import BASELINES
 
@@ -174,6 +174,19 @@ def test_a_refinement_moves_one_knob_and_a_library_method_is_refined_first() -> 
     for _ in range(20):
         varied, _ = vary(refined, rng)
         assert sum(a != b for a, b in zip(vars(varied).values(), vars(refined).values(), strict=True)) == 1
+
+
+def test_bootstrap_is_first_refined_into_its_own_first_student_and_a_step_that_paid_off_is_taken_again() -> None:
+    rng = random.Random(0)
+    own, change = vary(Knobs(base="bootstrap"), rng)
+    assert own == Knobs(base="bootstrap", mix=0.0, simple=16) and "bootstrap's idea alone" in change
+    smaller = Knobs(base="bootstrap", mix=0.0, simple=8)
+    assert step_taken(own, smaller) == ("simple", False)
+    assert step_taken(own, Knobs(base="bootstrap", mix=0.2, simple=8)) is None  # two knobs: no single step
+    assert vary(smaller, rng, again=("simple", False))[0] == Knobs(base="bootstrap", mix=0.0, simple=0)
+    at_the_end = Knobs(base="bootstrap", mix=0.0, simple=32)
+    varied, _ = vary(at_the_end, rng, again=("simple", True))  # nowhere further to go: some other step
+    assert varied != at_the_end and step_taken(at_the_end, varied) is not None
 
 
 def test_the_nine_directions_of_the_default_team_start_from_nine_different_library_methods() -> None:
