@@ -58,6 +58,8 @@ class Memory:
     feed_pages: int = 0
     claimed: bool = False
     task: str = DEFAULT_TASK
+    hardest: str | None = None
+    """The public task with the widest gap between teacher and ceiling: a method is validated on it too."""
     task_info_seen: bool = False
     results: list[dict[str, Any]] = field(default_factory=list)
     tried_bases: list[str] = field(default_factory=list)
@@ -77,6 +79,8 @@ class Memory:
     run_note: str = ""
     predictions: str | None = None
     validation: dict[str, Any] | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    """This cycle's validation PGR per task scored so far."""
     snapshot: str | None = None
     submission: str | None = None
     reply_to: dict[str, Any] | None = None
@@ -190,6 +194,7 @@ def _design(memory: Memory, tools: set[str]) -> None:
     (varying it, or combining it with the best result of another method), else vary my own best."""
     memory.cycle += 1
     memory.base = memory.validation = memory.predictions = memory.snapshot = memory.submission = None
+    memory.scores = {}
     memory.run_note = memory.submit_note = ""
     if memory.cycle == 1:
         knobs, change = _refine(memory, Knobs(base=memory.start))
@@ -269,8 +274,9 @@ def _act_write(m: Memory) -> tuple[dict[str, Any], str]:
 
 
 def _act_run(m: Memory) -> tuple[dict[str, Any], str]:
-    command = f"python -m servers.w2s.runner --task {m.task} --entry {ENTRY} --out predictions.txt"
-    return {"command": command, "timeout_s": 900}, f"Running it on the validation inputs of {m.task}."
+    task = _scoring(m)
+    command = f"python -m servers.w2s.runner --task {task} --entry {ENTRY} --out predictions.txt"
+    return {"command": command, "timeout_s": 900}, f"Running it on the validation inputs of {task}."
 
 
 def _act_read_predictions(m: Memory) -> tuple[dict[str, Any], str]:
@@ -278,7 +284,7 @@ def _act_read_predictions(m: Memory) -> tuple[dict[str, Any], str]:
 
 
 def _act_evaluate(m: Memory) -> tuple[dict[str, Any], str]:
-    return {"task": m.task, "predictions": m.predictions or ""}, "Scoring the predictions on validation."
+    return {"task": _scoring(m), "predictions": m.predictions or ""}, "Scoring the predictions on validation."
 
 
 def _act_save(m: Memory) -> tuple[dict[str, Any], str]:
@@ -303,7 +309,8 @@ def _act_post(m: Memory) -> tuple[dict[str, Any], str]:
     if m.base is not None:
         lines.append(f"Builds on snapshot {m.base['snapshot']} by {m.base['author']} (post #{m.base['post']}).")
     if m.validation is not None:
-        lines.append(f"Validation on {m.task}: accuracy {m.validation.get('accuracy')}, PGR {m.validation.get('pgr')}.")
+        per_task = ", ".join(f"{task} {pgr:.2f}" for task, pgr in m.validation["tasks"].items())
+        lines.append(f"Validation PGR {m.validation['pgr']:.2f}, the mean of {per_task}.")
     else:
         lines.append(f"Could not score it: {m.run_note or 'no predictions'}.")
     if m.submission:
@@ -315,9 +322,9 @@ def _act_post(m: Memory) -> tuple[dict[str, Any], str]:
     # A result must cite its submission (the forum checks): without one, it is a finding.
     arguments["kind"] = "result" if pgr is not None and m.submission else "finding"
     if pgr is not None:
-        arguments["title"] = f"{knobs.describe()}: validation PGR {pgr:.2f} on {m.task}"
+        arguments["title"] = f"{knobs.describe()}: validation PGR {pgr:.2f} on {'+'.join(_validated_on(m))}"
     else:
-        arguments["title"] = f"{knobs.describe()}: no score ({m.task})"
+        arguments["title"] = f"{knobs.describe()}: no score ({'+'.join(_validated_on(m))})"
     for key in ("snapshot", "submission"):
         if getattr(m, key):
             arguments[key] = getattr(m, key)
@@ -404,10 +411,26 @@ def _on_task_info(m: Memory, data: dict[str, Any] | None, error: str) -> None:
     if data is not None and data.get("ready") is False:
         return  # the scorer is still preparing: ask again next turn
     m.task_info_seen = True
-    names = [task.get("name") for task in (data or {}).get("tasks", [])]
+    tasks = [task for task in (data or {}).get("tasks", []) if task.get("name")]
+    names = [str(task["name"]) for task in tasks]
     if names:
-        m.task = DEFAULT_TASK if DEFAULT_TASK in names else str(names[0])
+        m.task = DEFAULT_TASK if DEFAULT_TASK in names else names[0]
+        # The official score averages every task: a method that helps only the default one would be
+        # chosen for noise. Where the teacher falls furthest below the ceiling, methods differ most.
+        gaps = {str(task["name"]): task["acc_ceiling"] - task["acc_weak"] for task in tasks if "acc_weak" in task}
+        widest = max(gaps, key=gaps.__getitem__, default=None)
+        m.hardest = widest if widest != m.task else None
     _after_orientation(m)
+
+
+def _validated_on(m: Memory) -> list[str]:
+    """The tasks a method is validated on, in order; its validation PGR is their mean."""
+    return [m.task] + ([m.hardest] if m.hardest else [])
+
+
+def _scoring(m: Memory) -> str:
+    """The task whose validation inputs the cycle runs and scores now."""
+    return next((task for task in _validated_on(m) if task not in m.scores), m.task)
 
 
 def _on_claim(m: Memory, data: dict[str, Any] | None, error: str) -> None:
@@ -465,16 +488,23 @@ def _on_read_predictions(m: Memory, data: dict[str, Any] | None, error: str) -> 
 
 def _on_evaluate(m: Memory, data: dict[str, Any] | None, error: str) -> None:
     m.predictions = None  # long; the snapshot and score are what matter from here
-    if data is not None and data.get("pgr") is not None:
-        m.validation = {"accuracy": data.get("accuracy"), "pgr": data["pgr"]}
-        if m.best_validation is None or data["pgr"] > m.best_validation:
-            before = m.best_knobs
-            m.again = step_taken(Knobs(**before), Knobs(**m.knobs)) if before and m.knobs else None
-            m.best_validation, m.best_knobs = float(data["pgr"]), m.knobs
-        else:
-            m.again = None
-    elif error:
-        m.run_note = error.splitlines()[0][:300]
+    if data is None or data.get("pgr") is None:
+        if error:
+            m.run_note = error.splitlines()[0][:300]
+        m.phase = "save"
+        return
+    m.scores[_scoring(m)] = float(data["pgr"])
+    if len(m.scores) < len(_validated_on(m)):
+        m.phase = "run"  # the next task's validation inputs
+        return
+    pgr = round(sum(m.scores.values()) / len(m.scores), 4)
+    m.validation = {"pgr": pgr, "tasks": dict(m.scores)}
+    if m.best_validation is None or pgr > m.best_validation:
+        before = m.best_knobs
+        m.again = step_taken(Knobs(**before), Knobs(**m.knobs)) if before and m.knobs else None
+        m.best_validation, m.best_knobs = pgr, m.knobs
+    else:
+        m.again = None
     m.phase = "save"
 
 

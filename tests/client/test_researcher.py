@@ -176,6 +176,40 @@ def test_a_refinement_moves_one_knob_and_a_library_method_is_refined_first() -> 
         assert sum(a != b for a, b in zip(vars(varied).values(), vars(refined).values(), strict=True)) == 1
 
 
+def test_a_method_is_validated_on_the_default_task_and_the_one_with_the_widest_gap_and_scored_by_their_mean() -> None:
+    servers = honest_servers()
+    tasks = [
+        {"name": "negation", "acc_weak": 0.70, "acc_ceiling": 0.94},
+        {"name": "wordnet-living", "acc_weak": 0.75, "acc_ceiling": 0.84},
+    ]
+    scores = {"wordnet-living": 0.6, "negation": 0.2}
+
+    def answer(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        if name == "pgr__task_info":
+            return {"tasks": tasks, "budget": {}}
+        if name == "pgr__evaluate_predictions":
+            return {"task": arguments["task"], "accuracy": 0.8, "pgr": scores[arguments["task"]]}
+        return servers(name, arguments)
+
+    messages = drive(13, answer)
+    assert calls(messages)[3:11] == [
+        "sandbox__write_file",
+        "sandbox__exec",
+        "sandbox__read_file",
+        "pgr__evaluate_predictions",
+        "sandbox__exec",
+        "sandbox__read_file",
+        "pgr__evaluate_predictions",
+        "sandbox__save_snapshot",
+    ]
+    uses = uses_of(messages)
+    assert [uses[i]["command"].split()[4] for i in (4, 7)] == ["wordnet-living", "negation"]
+    assert [uses[i]["task"] for i in (6, 9)] == ["wordnet-living", "negation"]
+    post = uses[12]
+    assert "validation PGR 0.40 on wordnet-living+negation" in post["title"]
+    assert "the mean of wordnet-living 0.60, negation 0.20" in post["body"]
+
+
 def test_bootstrap_is_first_refined_into_its_own_first_student_and_a_step_that_paid_off_is_taken_again() -> None:
     rng = random.Random(0)
     own, change = vary(Knobs(base="bootstrap"), rng)
