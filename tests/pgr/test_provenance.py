@@ -3,7 +3,10 @@ no hidden test inputs or labelled validation inputs. Refusals happen at submit, 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -75,6 +78,18 @@ def test_the_projects_own_source_is_far_from_the_smuggling_limits() -> None:
     assert find_smuggled(files, bench.test_texts(), bench.validation_texts()) == []
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """Every string value in parsed JSON, however deep."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
 async def test_the_secret_task_is_named_nowhere_an_agent_can_look(data_dir: Path) -> None:
     async with pgr_client(data_dir) as client:
         info = (await client.call_tool("task_info", {})).structured_content
@@ -83,5 +98,6 @@ async def test_the_secret_task_is_named_nowhere_an_agent_can_look(data_dir: Path
     public = data_dir / "public" / "tasks"
     assert sorted(p.name for p in public.iterdir()) == sorted(t["name"] for t in info["tasks"])
     secret_texts = {text for task in _bench().secret.values() for text in task.texts}
-    shown = " ".join(p.read_text() for p in public.rglob("*.json")) + " ".join(map(str, resources))
-    assert not any(f'"{text}"' in shown for text in list(secret_texts)[:200])
+    # every string value shown (not the keys: a secret lemma may be "train", a split's name)
+    shown = {value for p in public.rglob("*.json") for value in _strings(json.loads(p.read_text()))}
+    assert not secret_texts & (shown | set(map(str, resources)))
