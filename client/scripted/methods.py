@@ -186,7 +186,7 @@ SIMPLE_STEPS = (0, 8, 16, 32)
 """The principal-component counts SIMPLE moves between (0: no simplicity step)."""
 
 
-OWN_FORM: dict[str, dict[str, float]] = {"bootstrap": {"mix": 0.0, "simple": 16}}
+OWN_FORM: dict[str, Knobs] = {"bootstrap": Knobs(base="bootstrap", mix=0.0, simple=16)}
 """A library method whose idea the template can state on its own -> those knobs: bootstrapping's first,
 smallest student (DIMS[0] of servers/w2s/methods/bootstrap.py) alone, on the teacher's labels."""
 
@@ -198,8 +198,7 @@ def vary(knobs: Knobs, rng: random.Random, *, again: tuple[str, bool] | None = N
     into its own form where the template has one, else by mixing its answers with the teacher's labels.
     `again` (a knob and whether it went up) repeats a step that paid off, as long as it changes anything."""
     if knobs.pure:
-        if knobs.base in OWN_FORM:
-            own = replace(knobs, **OWN_FORM[knobs.base])  # type: ignore[arg-type]
+        if own := OWN_FORM.get(knobs.base):
             return own, f"{knobs.base}'s idea alone on the teacher's labels ({own.describe()})"
         return replace(knobs, mix=0.5), f"MIX 1 -> 0.5 (refine {knobs.base} with the teacher's labels)"
     if again is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from servers.w2s.wordnet import LEXFILES, Row, read_lemmas, wordnet_pair, write_rows
 
-__all__ = ["MIN_GAP", "SECRET_FAMILIES", "SECRET_POOL", "Gap", "derive_secret_tasks"]
+__all__ = ["GAP_SEEDS", "MIN_GAP", "SECRET_FAMILIES", "SECRET_POOL", "Gap", "derive_secret_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ NEGATORS = ("not", "never", "hardly")
 SECRET_FAMILIES = ("wordnet-category", "negation")
 MIN_GAP = 0.06
 """The least lead of a secret task's ceiling over its teacher (test accuracy, see `Gap`) that a draw must have."""
+GAP_SEEDS = (0, 1, 2)
+"""The seeds whose test split a draw's gap is the mean over."""
 ATTEMPTS = 8
 Gap = Callable[[Path], float]
 """A pack's folder -> how far the strong model trained on ground truth beats the weak teacher."""
@@ -144,30 +146,25 @@ def derive_secret_tasks(
             continue
         taken = {kind for other, kinds in first.items() if other != family for kind in kinds}
         pool = [f"noun.{name}" for name in SECRET_POOL if f"noun.{name}" not in taken]
-        kinds, draw_seed, widest = first[family], seed, None
+        kinds, draw_seed = first[family], seed
+        drafts: list[tuple[float, Path]] = []  # (gap, staged pack) of each draw
         for attempt in range(1, ATTEMPTS + 1):
             staging = _stage(folder, family, draw(kinds, draw_seed))
-            measured = None if gap is None else gap(staging)
-            if measured is None or measured >= MIN_GAP:
-                _publish(staging, folder / family)
-                if widest is not None:
-                    shutil.rmtree(widest[1], ignore_errors=True)
+            drafts.append((gap(staging) if gap else MIN_GAP, staging))
+            if drafts[-1][0] >= MIN_GAP:
                 break
             logger.info(
-                "secret %s task, draw %d: gap %.3f under %.2f; drawing again", family, attempt, measured, MIN_GAP
+                "secret %s task, draw %d: gap %.3f under %.2f; drawing again", family, attempt, drafts[-1][0], MIN_GAP
             )
-            if widest is None or measured > widest[0]:
-                if widest is not None:
-                    shutil.rmtree(widest[1], ignore_errors=True)
-                widest = (measured, staging)
-            else:
-                shutil.rmtree(staging, ignore_errors=True)
             kinds, draw_seed = chooser.sample(pool, len(kinds)), chooser.randrange(2**31)
-        else:
-            assert widest is not None
+        widest, kept = max(drafts, key=lambda draft: draft[0])  # the accepted draw, if any, is the widest
+        if widest < MIN_GAP:
             logger.warning(
-                "no secret %s task reached a gap of %.2f; keeping the widest (%.3f)", family, MIN_GAP, widest[0]
+                "no secret %s task reached a gap of %.2f; keeping the widest (%.3f)", family, MIN_GAP, widest
             )
-            _publish(widest[1], folder / family)
+        for _, staging in drafts:
+            if staging != kept:
+                shutil.rmtree(staging, ignore_errors=True)
+        _publish(kept, folder / family)
     logger.info("derived the secret transfer tasks in %s", folder)
     return True

@@ -29,7 +29,7 @@ from servers.pgr.isolated_runs import LocalRuns, RunExecutor
 from servers.pgr.models import Preparing
 from servers.pgr.precompute import REFERENCE_METHOD, cached_reference_means
 from servers.pgr.run_journal import RunJournal
-from servers.pgr.secret_task import SECRET_FAMILIES, derive_secret_tasks
+from servers.pgr.secret_task import MIN_GAP, SECRET_FAMILIES, derive_secret_tasks
 from servers.pgr.store import DATA_FILE, PgrStore, runner_data_dir
 from servers.pgr.submissions import SubmissionWorker
 from servers.pgr.testbed import RunRef, TaskBench
@@ -97,9 +97,7 @@ async def open_service(settings: Settings, local_agent: str | None) -> AsyncIter
         store = await PgrStore.open(settings.data_dir / DATA_FILE, synchronous=settings.sqlite_synchronous)
         stack.push_async_callback(store.close)
         key_file = server_key(settings.data_dir / "pgr")
-        # Secret tasks the server derives itself are drawn while it prepares (a draw is checked for a
-        # gap to measure, which trains models): until then it answers, saying how far it is.
-        derives = settings.pgr_secret_tasks_dir is None
+        derives = _draws_secret_tasks(settings)
         bench = TaskBench(
             settings.pgr_tasks_dir, None if derives else settings.secret_tasks_dir, settings.cache_dir,
             settings.pgr_seeds, key_file.read_bytes(),
@@ -136,6 +134,13 @@ async def open_service(settings: Settings, local_agent: str | None) -> AsyncIter
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _draws_secret_tasks(settings: Settings) -> bool:
+    """Whether the server draws its own secret tasks (no operator's folder). It draws them while it
+    prepares, on the torch thread (a draw is checked for a gap to measure, which trains models, tens
+    of seconds once per data directory): meanwhile its tools answer, saying how far it is."""
+    return settings.pgr_secret_tasks_dir is None
 
 
 def server_key(folder: Path) -> Path:
@@ -297,7 +302,7 @@ async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) ->
     def seed_prepared() -> None:
         preparation.done += 1  # one int written from the torch thread, read by status reports
 
-    if state.settings.pgr_secret_tasks_dir is None:
+    if _draws_secret_tasks(state.settings):
         secret_root = state.settings.secret_tasks_dir
         await bench.run(partial(derive_secret_tasks, secret_root, gap=bench.ceiling_lead))
         bench.load_secret(secret_root)
@@ -314,6 +319,11 @@ async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) ->
             for seed in bench.seeds:
                 await bench.run(bench.prepare, task, seed)
     preparation.done = preparation.total
+    for name, lead in (await bench.run(bench.narrow_tasks)).items():
+        logger.warning(
+            "task %s: its ceiling leads the teacher by %.3f of test accuracy, under %.2f: its PGR is mostly"
+            " noise and moves every official mean (replace the pack)", name, lead, MIN_GAP,
+        )  # fmt: skip
     await bench.run(bench.export_public_inputs, state.settings.public_tasks_dir)
     state.test_texts = await bench.run(bench.test_texts)
     state.validation_texts = await bench.run(bench.validation_texts)

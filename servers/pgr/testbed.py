@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from servers.pgr.models import TaskOutcome
+from servers.pgr.secret_task import GAP_SEEDS, MIN_GAP
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 from servers.w2s.bundle import parse_predictions, save_bundle
 from servers.w2s.cache import CacheMiss
@@ -102,11 +103,24 @@ class TaskBench:
             for name, pack in names.items()
         }
 
+    def narrow_tasks(self) -> dict[str, float]:
+        """Scored tasks (an operator's packs too) whose frozen ceiling leads the teacher by under MIN_GAP on
+        the test split, mean over the bench's seeds, with that lead; from the prepared cache."""
+        leads = {
+            name: statistics.fmean(
+                data.acc_ceiling["test"] - data.acc_weak["test"]
+                for data in (self.seed_data(name, seed) for seed in self.seeds)
+            )
+            for name in self.scored
+        }
+        return {name: lead for name, lead in leads.items() if lead < MIN_GAP}
+
     def ceiling_lead(self, folder: Path) -> float:
         """How far the frozen ceiling beats the teacher on the test split of the pack in `folder`, mean
-        of seeds 0-2: a secret task's draw must leave PGR a gap to measure (secret_task.MIN_GAP)."""
+        over GAP_SEEDS: a secret task's draw must leave PGR a gap to measure (secret_task.MIN_GAP).
+        The cache is keyed by data, not name, so preparing the published pack reuses this work."""
         task = load_task(folder)
-        data = [self.testbed.seed_data(task, seed) for seed in range(3)]
+        data = [self.testbed.seed_data(task, seed) for seed in GAP_SEEDS]
         return statistics.fmean(d.acc_ceiling["test"] - d.acc_weak["test"] for d in data)
 
     @property
