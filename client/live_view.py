@@ -86,6 +86,8 @@ def summary_table(summary: dict[str, Any]) -> Group:
         best = f"best PGR {team['best_pgr']:.2f} by {team['best_pgr_agent']} (submission {team['best_pgr_submission']})"
         per_task = ", ".join(f"{task} {_pgr(pgr)}" for task, pgr in team.get("best_pgr_tasks", {}).items())
         best += f"\nper task: {per_task}" if per_task else ""
+        if team.get("best_pgr_public") is not None:
+            best += f" (public tasks' mean {team['best_pgr_public']:.2f}: the brief's baseline table averages these)"
     else:
         best = "best PGR: none scored"
     scripted = summary["backend"] == "scripted"

@@ -64,10 +64,17 @@ def build_summary(
             "best_pgr_agent": best["agent"] if best else None,
             "best_pgr_submission": best["best_submission"] if best else None,
             "best_pgr_tasks": {row["task"]: row.get("pgr_mean") for row in best["best_results"]} if best else {},
+            "best_pgr_public": _public_mean(best["best_results"]) if best else None,
             "best_validation_pgr": max(validated, default=None),
         },
         "agents": agents,
     }
+
+
+def _public_mean(results: list[dict[str, Any]]) -> float | None:
+    """Mean PGR over the public tasks alone: what the research brief's baseline table averages over."""
+    public = [row["pgr_mean"] for row in results if not row.get("secret") and row.get("pgr_mean") is not None]
+    return round(sum(public) / len(public), 4) if public else None
 
 
 def write_summary(run_dir: RunDir, summary: dict[str, Any], text: str) -> None:

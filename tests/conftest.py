@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from servers.pgr.secret_task import derive_secret_tasks
-from tests.support import SECRET_TASKS, HttpServer, running_http_server, shipped_tasks
+from tests.support import SECRET_DRAW, SECRET_TASKS, HttpServer, running_http_server, shipped_tasks
 
 
 @pytest.fixture(scope="session", autouse=True)
 def secret_tasks() -> Path:
     """The tests' secret transfer tasks: a fixed choice, so their cached data serves every test."""
-    derive_secret_tasks(SECRET_TASKS, rng=random.Random(0))
+    derive_secret_tasks(SECRET_TASKS, rng=random.Random(SECRET_DRAW))
     return SECRET_TASKS
 
 

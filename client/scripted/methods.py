@@ -186,9 +186,30 @@ SIMPLE_STEPS = (0, 8, 16, 32)
 """The principal-component counts SIMPLE moves between (0: no simplicity step)."""
 
 
-OWN_FORM: dict[str, Knobs] = {"bootstrap": Knobs(base="bootstrap", mix=0.0, simple=16)}
-"""A library method whose idea the template can state on its own -> those knobs: bootstrapping's first,
-smallest student (DIMS[0] of servers/w2s/methods/bootstrap.py) alone, on the teacher's labels."""
+OWN_FORM: dict[str, tuple[Knobs, str]] = {
+    "bootstrap": (
+        Knobs(base="bootstrap", mix=0.0, simple=SIMPLE_STEPS[1]),
+        (
+            "bootstrapping's idea at its simplest: one converged student on the top 8 principal components"
+            " (the library's chain starts at 16) relabels train for the final student"
+        ),
+    ),
+    "aux_confidence": (
+        Knobs(base="aux_confidence", mix=0.0, coef=0.75),
+        "the confidence loss at the weight Burns et al. use where the gap is widest (0.75, not 0.5)",
+    ),
+    "top_confident": (
+        Knobs(base="top_confident", mix=0.0, keep=0.5),
+        "the teacher's surest half (the library's KEEP), learnt with the confidence loss",
+    ),
+    "knn_relabel": (
+        Knobs(base="knn_relabel", mix=0.0, k=15),
+        "labels smoothed over 15 neighbours (the library's K), learnt with the confidence loss",
+    ),
+}
+"""A library method whose idea the template's knobs can state -> the first refinement of that idea and
+what it is (the others are refined by mixing their answers with the teacher's labels). Nine directions
+that all began with that mix would give nine near-copies of one method."""
 
 KNOBS = ("mix", "coef", "warmup", "keep", "k", "epochs", "simple")
 
@@ -198,8 +219,8 @@ def vary(knobs: Knobs, rng: random.Random, *, again: tuple[str, bool] | None = N
     into its own form where the template has one, else by mixing its answers with the teacher's labels.
     `again` (a knob and whether it went up) repeats a step that paid off, as long as it changes anything."""
     if knobs.pure:
-        if own := OWN_FORM.get(knobs.base):
-            return own, f"{knobs.base}'s idea alone on the teacher's labels ({own.describe()})"
+        if knobs.base in OWN_FORM:
+            return OWN_FORM[knobs.base]
         return replace(knobs, mix=0.5), f"MIX 1 -> 0.5 (refine {knobs.base} with the teacher's labels)"
     if again is not None:
         repeated = _step(knobs, *again)

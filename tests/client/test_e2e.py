@@ -70,6 +70,7 @@ async def test_nine_scripted_researchers_claim_snapshot_submit_and_post_over_rea
     assert summary["team"]["best_pgr"] is not None, "no submission got its official score"
     tasks = summary["team"]["best_pgr_tasks"]
     assert any(name.startswith("secret") for name in tasks) and PUBLIC in tasks, tasks
+    assert summary["team"]["best_pgr_public"] == tasks[PUBLIC]  # the one public task's, beside the secret ones
 
     with contextlib.closing(sqlite3.connect(run_dir / "servers" / "forum.sqlite")) as forum:
         claims = forum.execute("SELECT COUNT(DISTINCT author) FROM posts WHERE kind = 'claim'").fetchone()[0]

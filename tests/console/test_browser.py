@@ -141,8 +141,9 @@ def check_finished_run(base: str, run_dir: Path) -> None:
     from selenium.webdriver.common.by import By
 
     with sqlite3.connect(run_dir / "servers" / "pgr.sqlite") as pgr:
-        scored = {row[0] for row in pgr.execute("SELECT id FROM submissions WHERE state = 'done'")}
-    assert scored, "the run scored no submission"
+        submissions = pgr.execute("SELECT id, state, flags, error, results FROM submissions").fetchall()
+    scored = {row[0] for row in submissions if row[1] == "done"}
+    assert scored, f"the run scored no submission: {submissions}"
     with chromium() as driver:
         driver.get(base + "/pgr")
         marks = driver.find_elements(By.CSS_SELECTOR, "svg.pgr-chart circle.submission")

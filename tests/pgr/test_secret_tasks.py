@@ -17,7 +17,7 @@ import pytest
 from servers.pgr.secret_task import ATTEMPTS, MIN_GAP, SECRET_FAMILIES, derive_secret_tasks
 from servers.pgr.testbed import TaskBench
 from tests.pgr.support import pgr_client
-from tests.support import SECRET_TASKS, W2S_CACHE, pgr_ready
+from tests.support import SECRET_DRAW, SECRET_TASKS, W2S_CACHE, pgr_ready
 
 
 def _data(pack: Path) -> str:
@@ -85,7 +85,7 @@ async def test_a_server_draws_its_own_secret_tasks_while_it_prepares_then_scores
     data_dir: Path, one_public_task: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The tests' own draw (its data is in the shared cache), made by the server as on a first start.
-    monkeypatch.setattr("servers.pgr.secret_task.secrets.SystemRandom", lambda: random.Random(0))
+    monkeypatch.setattr("servers.pgr.secret_task.secrets.SystemRandom", lambda: random.Random(SECRET_DRAW))
     async with pgr_client(data_dir, pgr_tasks_dir=one_public_task, pgr_secret_tasks_dir=None) as client:
         info = await pgr_ready(client)
     assert info["secret_tasks"] == 2
