@@ -268,8 +268,11 @@ def _step(knobs: Knobs, knob: str, up: bool) -> Knobs:
 
 
 def combine(best: Knobs, other: Knobs) -> tuple[Knobs, str] | None:
-    """The best method's knobs with the other method's library base (None if that changes nothing)."""
+    """The best method's knobs with the other method's library base, its answers mixed into the labels
+    (None if that changes nothing). BASE only acts through MIX: at MIX 0 or 1 a new base alone is the
+    same method, so the mix becomes half and half."""
     if other.base == best.base:
         return None
-    start = replace(best, mix=0.5) if best.pure else best
-    return replace(start, base=other.base), f"BASE {best.base} -> {other.base} (combining two results)"
+    start = replace(best, mix=0.5) if best.pure or best.mix == 0 else best
+    mixed = f", MIX {best.mix:g} -> 0.5" if start.mix != best.mix else ""
+    return replace(start, base=other.base), f"BASE {best.base} -> {other.base}{mixed} (combining two results)"

@@ -450,13 +450,16 @@ def pooled(scores: dict[str, float], gaps: dict[str, float]) -> float:
     The plain mean of per-task PGR would let a task whose teacher is close to its ceiling decide:
     its PGR is a few examples divided by a small gap (on wordnet-living's 600 validation examples one
     step of the answer's accuracy grid is 0.26 PGR, on negation's 0.09). Pooling weighs each task by
-    its gap, so a method is judged where it can be measured. Without gaps: the plain mean.
+    its gap, so a method is judged where it can be measured. Without gaps: the plain mean. Rounded
+    to 0.01, as titles show it: two methods with the same answers tie with their posted results.
     """
     weights = {task: gaps.get(task, 0.0) for task in scores}
     total = sum(weights.values())
     if total <= 0 or min(weights.values()) <= 0:
-        return round(sum(scores.values()) / len(scores), 4)
-    return round(sum(weights[task] * score for task, score in scores.items()) / total, 4)
+        value = sum(scores.values()) / len(scores)
+    else:
+        value = sum(weights[task] * score for task, score in scores.items()) / total
+    return round(value, 2)  # as posted: a teammate's result is compared at the precision it was posted with
 
 
 def _scoring(m: Memory) -> str:

@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     pgr_team_submissions_per_hour: int = Field(default=18, ge=0, description="Submissions per hour, whole team.")
     pgr_submission_timeout_s: float = Field(default=1800, gt=0, description="Wall clock of one submission's runs.")
     pgr_parallel_runs: int = Field(default=2, ge=1, le=64, description="Runs of one submission at a time.")
+    pgr_cpu_weight: int = Field(
+        default=25,
+        ge=1,
+        le=10000,
+        description="CPU weight of official scoring beside the sandbox's agents (100 = equal; cgroups only): at"
+        " 25 an agent's command waits behind no queued score, and scoring takes what agents leave idle.",
+    )
     pgr_secret_tasks_dir: Path | None = Field(
         default=None,
         description="Secret transfer task packs of the operator's choosing (default: one derived in secret from"

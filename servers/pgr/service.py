@@ -163,7 +163,12 @@ def runner_sandbox_config(settings: Settings, mode: StrongMode) -> SandboxConfig
     if mode == FROZEN:
         hidden = (*hidden, str(minilm_dir()), *map(str, settings.sandbox_model_dirs))
     return dataclasses.replace(
-        config, data_dir=runner_data_dir(settings.data_dir, mode), limits=limits, mounts=(), hidden_paths=hidden
+        config,
+        data_dir=runner_data_dir(settings.data_dir, mode),
+        limits=limits,
+        mounts=(),
+        hidden_paths=hidden,
+        cpu_weight=settings.pgr_cpu_weight,
     )
 
 

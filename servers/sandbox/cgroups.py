@@ -52,20 +52,26 @@ class CgroupRoot:
     """Where agent cgroups get their CPU weight; None where no cpu controller could be used."""
 
     @classmethod
-    def detect(cls) -> CgroupRoot | None:
-        """Make this service's cgroup under the process's own cgroups, or return None where impossible."""
+    def detect(cls, cpu_weight: int = CPU_WEIGHT) -> CgroupRoot | None:
+        """Make this service's cgroup under the process's own cgroups, or return None where impossible.
+
+        `cpu_weight` (cgroup v2's scale, 100 = the default) is the whole service's share of the CPU
+        beside its sibling services while they all want it: the PGR server's scoring yields to the
+        sandbox's agents with a lower one.
+        """
         name = f"{PREFIX}{os.getpid()}-{next(_instances)}"
         try:
             mounts = _cgroup_mounts()
             own = _own_cgroups()
             if "" in mounts and "" in own and not ("memory" in mounts and "pids" in mounts):
-                return cls._detect_v2(mounts[""] / own[""].lstrip("/") / name)
+                return cls._detect_v2(mounts[""] / own[""].lstrip("/") / name, cpu_weight)
             if "memory" in mounts and "pids" in mounts and "memory" in own and "pids" in own:
                 cpu = mounts["cpu"] / own["cpu"].lstrip("/") / name if "cpu" in mounts and "cpu" in own else None
                 return cls._detect_v1(
                     mounts["memory"] / own["memory"].lstrip("/") / name,
                     mounts["pids"] / own["pids"].lstrip("/") / name,
                     cpu,
+                    cpu_weight,
                 )
         except OSError as error:
             logger.info("cgroups unusable (%s); memory and process limits fall back to rlimits", error)
@@ -74,7 +80,7 @@ class CgroupRoot:
         return None
 
     @classmethod
-    def _detect_v2(cls, directory: Path) -> CgroupRoot | None:
+    def _detect_v2(cls, directory: Path, cpu_weight: int) -> CgroupRoot | None:
         parent = directory.parent
         _sweep_stale(parent)
         available = (parent / "cgroup.controllers").read_text().split()
@@ -87,10 +93,12 @@ class CgroupRoot:
         (parent / "cgroup.subtree_control").write_text(controllers)
         directory.mkdir()
         (directory / "cgroup.subtree_control").write_text(controllers)
+        if "cpu" in available:
+            _write(directory / "cpu.weight", cpu_weight)
         return cls(2, directory, directory, directory if "cpu" in available else None)
 
     @classmethod
-    def _detect_v1(cls, memory_dir: Path, pids_dir: Path, cpu_dir: Path | None) -> CgroupRoot | None:
+    def _detect_v1(cls, memory_dir: Path, pids_dir: Path, cpu_dir: Path | None, cpu_weight: int) -> CgroupRoot | None:
         _sweep_stale(memory_dir.parent)
         _sweep_stale(pids_dir.parent)
         memory_dir.mkdir()
@@ -99,6 +107,7 @@ class CgroupRoot:
             _sweep_stale(cpu_dir.parent)
             try:
                 cpu_dir.mkdir()
+                _write(cpu_dir / "cpu.shares", max(2, cpu_weight * CPU_SHARES // CPU_WEIGHT))
             except OSError as error:
                 logger.info("cpu cgroup %s unusable (%s): agents get no CPU share of their own", cpu_dir, error)
                 cpu_dir = None

@@ -115,6 +115,8 @@ class SandboxConfig:
     mounts: tuple[tuple[str, str], ...] = ()
     """Read-only binds (host folder, path inside), e.g. the PGR server's public task inputs at /tasks."""
     gpu_devices: tuple[str, ...] = ()
+    cpu_weight: int = 100
+    """The service's CPU weight beside sibling services (cgroup v2 scale; 100 = equal), where cgroups allow."""
     sandbox_uid: int = 1000
     bwrap: str = "bwrap"
 

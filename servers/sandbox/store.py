@@ -56,7 +56,7 @@ class Sandbox:
         config.root.mkdir(parents=True, exist_ok=True)
         os.chmod(config.root, 0o700)  # workspaces hold files owned by the mapped uid; keep other host users out
         lock_fd = _lock(config.root / "service.lock")
-        cgroups = CgroupRoot.detect()
+        cgroups = CgroupRoot.detect(config.cpu_weight)
         if cgroups is None and os.geteuid() == 0:
             logger.warning(
                 "no cgroups: memory is limited by RLIMIT_AS, and the process limit is NOT enforced "

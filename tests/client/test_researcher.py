@@ -10,7 +10,17 @@ from typing import Any
 
 from client.compaction import compacted_head, kept_turns, summary_requests
 from client.run_manifest import PROJECT_ROOT, ToolCatalogue
-from client.scripted.methods import LIBRARY, Knobs, read_described, read_knobs, render, start_for, step_taken, vary
+from client.scripted.methods import (
+    LIBRARY,
+    Knobs,
+    combine,
+    read_described,
+    read_knobs,
+    render,
+    start_for,
+    step_taken,
+    vary,
+)
 from client.scripted.researcher import MEMORY_MARK, pooled, respond
 from servers.w2s.methods import BASELINES
 
@@ -178,13 +188,13 @@ def test_a_refinement_moves_one_knob_and_a_library_method_is_refined_first() -> 
         assert sum(a != b for a, b in zip(vars(varied).values(), vars(refined).values(), strict=True)) == 1
 
 
-def test_a_method_is_validated_on_the_default_task_and_the_one_with_the_widest_gap_and_their_pgr_pooled() -> None:
-    servers = honest_servers()
+def two_task_answers(servers: Results, living: float = 0.6) -> Results:
+    """Two public tasks with their gaps; validation answers `living` on wordnet-living, 0.2 on negation."""
     tasks = [
         {"name": "negation", "acc_weak": 0.70, "acc_ceiling": 0.94},
         {"name": "wordnet-living", "acc_weak": 0.75, "acc_ceiling": 0.84},
     ]
-    scores = {"wordnet-living": 0.6, "negation": 0.2}
+    scores = {"wordnet-living": living, "negation": 0.2}
 
     def answer(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         if name == "pgr__task_info":
@@ -193,7 +203,11 @@ def test_a_method_is_validated_on_the_default_task_and_the_one_with_the_widest_g
             return {"task": arguments["task"], "accuracy": 0.8, "pgr": scores[arguments["task"]]}
         return servers(name, arguments)
 
-    messages = drive(14, answer)
+    return answer
+
+
+def test_a_method_is_validated_on_the_default_task_and_the_one_with_the_widest_gap_and_their_pgr_pooled() -> None:
+    messages = drive(14, two_task_answers(honest_servers()))
     assert calls(messages)[3:11] == [
         "sandbox__write_file",
         "sandbox__exec",
@@ -293,3 +307,22 @@ def test_a_method_whose_predictions_repeat_an_earlier_query_is_not_submitted() -
     post = uses_of(drive(10, answer))[9]
     assert post["kind"] == "finding" and "submission" not in post
     assert "repeat a method the team validated before" in post["body"]
+
+
+def test_a_method_that_ties_a_teammates_submitted_result_as_posted_is_not_submitted() -> None:
+    # pooled (0.09 * 0.65 + 0.24 * 0.2) / 0.33 = 0.3227, posted as 0.32: compared unrounded, it would "beat"
+    # bob's 0.32 (the same answers) and spend a submission
+    bobs = {"id": 3, "kind": "result", "author": "bob", "snapshot": "ab" * 20, "submission": "sub_1",
+            "title": f"{Knobs(base='plain_ce', mix=0.5).describe()}: validation PGR 0.32"}  # fmt: skip
+    post = uses_of(drive(14, two_task_answers(honest_servers([bobs]), living=0.65)))[12]
+    assert "submission" not in post and "does not beat the team's best submitted method (0.32)" in post["body"]
+
+
+def test_combining_a_method_that_ignores_its_base_mixes_the_other_methods_answers_in() -> None:
+    simple = Knobs(base="bootstrap", mix=0.0, simple=8)  # at MIX 0 its base is never called
+    combined = combine(simple, Knobs(base="top_confident", mix=0.0, keep=0.5))
+    assert combined is not None and combined[0] == Knobs(base="top_confident", mix=0.5, simple=8)
+    assert "MIX 0 -> 0.5" in combined[1]
+    mixed = Knobs(base="weak_views", mix=0.3)
+    kept = combine(mixed, Knobs(base="plain_ce"))
+    assert kept is not None and kept[0] == Knobs(base="plain_ce", mix=0.3) and "MIX" not in kept[1]

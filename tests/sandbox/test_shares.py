@@ -5,6 +5,8 @@ kept within a bound)."""
 from __future__ import annotations
 
 import asyncio
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,21 @@ async def test_an_agent_with_many_busy_processes_gets_no_more_cpu_than_one_with_
     # agent, as much on the CPU it runs on, while the four also have the other CPU(s) to themselves: about
     # 0.6 measured on 2 cores under load 18, 1.0 where the service has idle CPUs.
     assert fair_cpu > 0.4 * hog_cpu, (fair_cpu, hog_cpu)
+
+
+async def test_a_service_with_a_lower_cpu_weight_yields_to_its_sibling(config: SandboxConfig) -> None:
+    """How the PGR server's scoring (AAR_PGR_CPU_WEIGHT, 25) yields to the agents' commands: two services,
+    the second at a quarter of the first's weight, each with a busy process on every core."""
+    agents = await Sandbox.open(config)
+    scoring = await Sandbox.open(replace(config, data_dir=config.data_dir / "scoring", cpu_weight=25))
+    try:
+        if not (agents.cpu_shares and scoring.cpu_shares):
+            pytest.skip("no usable cpu cgroup controller here: services have no CPU weight")
+        busy = " & ".join([f"setsid -w {SPIN}"] * (os.cpu_count() or 1)) + " & wait"
+        first, second = await asyncio.gather(agents.exec("alice", busy), scoring.exec("root", busy))
+        first_cpu, second_cpu = (sum(float(line) for line in r.stdout.split()) for r in (first, second))
+        # 4:1 by weight (0.8 against 0.2 of the machine); other work on the machine only blurs it
+        assert first_cpu > 2 * second_cpu, (first_cpu, second_cpu)
+    finally:
+        await scoring.close()
+        await agents.close()
