@@ -39,6 +39,10 @@ TEST_SETTINGS = {
     "AAR_PGR_SECRET_TASKS_DIR": str(SECRET_TASKS),
 }
 """One seed per task keeps test submissions short; the official five are tested on their own."""
+WHOLE_RUN_SETTINGS = {**TEST_SETTINGS, "AAR_PGR_TRANSFER_MARGIN": "10"}
+"""For tests of a whole team's run, not of the scorer: with one seed per task a secret task's PGR swings
+by more than the transfer check's margin (0.5, set for five seeds), and an honest submission, a run's
+only one, was flagged `does-not-transfer` (living 0.75 against secret-2 -0.05). tests/pgr test the check."""
 
 
 def shipped_tasks(folder: Path, *names: str) -> Path:
