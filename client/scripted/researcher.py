@@ -4,9 +4,11 @@ It does what a methodical new colleague would: read the forum feed, claim its di
 library method its direction starts from on the validation inputs, score the predictions, save a
 snapshot, post the result citing it, and then refine: build on the best result anyone posted
 (load that snapshot, save with ``based_on``, vary one knob or combine it with another good
-result's method) or on its own best. It spends official submissions only on what validates best
-in the whole team (better than every method submitted so far), reports the official score when
-it arrives, and so the team's official PGR rises with its submissions.
+result's method) or on its own best. A method is validated on two tasks, their PGR pooled by
+their gaps (`pooled`). It spends official submissions only on a new method (not one the scorer
+answered as a repeat of the team's earlier query) that validates best in the whole team (better
+than every method submitted so far), reports the official score when it arrives, and so the
+team's official PGR rises with its submissions.
 
 It keeps no state between requests: `replay` rebuilds its memory by running the state machine
 over the tool calls and results in the conversation, so a restarted server, a resumed run or a
