@@ -27,12 +27,12 @@ from servers.w2s.tasks import default_tasks_root
 
 AAR = str(Path(sys.executable).with_name("aar"))
 W2S_CACHE = Path(tempfile.gettempdir()) / "aar-test-w2s-cache"
+"""Strong-model features and baselines, shared by every test server (keyed by data and config)."""
 SECRET_TASKS = Path(tempfile.gettempdir()) / "aar-test-secret-tasks-v3"
 """The secret transfer tasks of every test (derived once with a fixed choice), so their cache is shared."""
 SECRET_DRAW = 2
 """The fixed choice: a draw whose ceilings lead their teachers by 0.09-0.13 on each of seeds 0-2, well
 above chance (draw 0's negation led by 0.04 on one seed, near chance, and one-seed test scores swung)."""
-"""Strong-model features and baselines, shared by every test server (keyed by data and config)."""
 TEST_SETTINGS = {
     "AAR_W2S_CACHE_DIR": str(W2S_CACHE),
     "AAR_PGR_SEEDS": "1",

@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,13 +106,7 @@ class TaskBench:
     def narrow_tasks(self) -> dict[str, float]:
         """Scored tasks (an operator's packs too) whose frozen ceiling leads the teacher by under MIN_GAP on
         the test split, mean over the bench's seeds, with that lead; from the prepared cache."""
-        leads = {
-            name: statistics.fmean(
-                data.acc_ceiling["test"] - data.acc_weak["test"]
-                for data in (self.seed_data(name, seed) for seed in self.seeds)
-            )
-            for name in self.scored
-        }
+        leads = {name: _test_lead(self.seed_data(name, seed) for seed in self.seeds) for name in self.scored}
         return {name: lead for name, lead in leads.items() if lead < MIN_GAP}
 
     def ceiling_lead(self, folder: Path) -> float:
@@ -120,8 +114,7 @@ class TaskBench:
         over GAP_SEEDS: a secret task's draw must leave PGR a gap to measure (secret_task.MIN_GAP).
         The cache is keyed by data, not name, so preparing the published pack reuses this work."""
         task = load_task(folder)
-        data = [self.testbed.seed_data(task, seed) for seed in GAP_SEEDS]
-        return statistics.fmean(d.acc_ceiling["test"] - d.acc_weak["test"] for d in data)
+        return _test_lead(self.testbed.seed_data(task, seed) for seed in GAP_SEEDS)
 
     @property
     def scored(self) -> dict[str, Task]:
@@ -273,3 +266,8 @@ def run_outcomes(scores: list[tuple[RunRef, RunScore]], order: list[str]) -> lis
             )
         )
     return results
+
+
+def _test_lead(seeds: Iterable[SeedData]) -> float:
+    """How far the frozen ceiling beats the teacher on the test split, mean over the seeds' data."""
+    return statistics.fmean(data.acc_ceiling["test"] - data.acc_weak["test"] for data in seeds)

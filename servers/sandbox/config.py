@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from servers.sandbox.cgroups import CPU_WEIGHT
 from servers.sandbox.limits import SandboxLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -115,8 +116,8 @@ class SandboxConfig:
     mounts: tuple[tuple[str, str], ...] = ()
     """Read-only binds (host folder, path inside), e.g. the PGR server's public task inputs at /tasks."""
     gpu_devices: tuple[str, ...] = ()
-    cpu_weight: int = 100
-    """The service's CPU weight beside sibling services (cgroup v2 scale; 100 = equal), where cgroups allow."""
+    cpu_weight: int = CPU_WEIGHT
+    """The service's CPU weight beside sibling services (cgroup v2 scale; CPU_WEIGHT = equal), where cgroups allow."""
     sandbox_uid: int = 1000
     bwrap: str = "bwrap"
 

@@ -99,8 +99,8 @@ async def test_a_server_draws_its_own_secret_tasks_while_it_prepares_then_scores
 async def test_an_operators_secret_task_without_a_gap_to_measure_is_named_in_a_warning(
     data_dir: Path, tmp_path: Path, one_public_task: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The same draw as above, brought by an operator (AAR_PGR_SECRET_TASKS_DIR): the server cannot
-    draw again, but says which task's PGR is noise."""
+    """The degenerate draw (Random(1)) of the redraw test, brought by an operator
+    (AAR_PGR_SECRET_TASKS_DIR): the server cannot draw again, but says which task's PGR is noise."""
     derive_secret_tasks(tmp_path / "operator", rng=random.Random(1))
     with caplog.at_level(logging.WARNING, logger="servers.pgr.service"):
         async with pgr_client(data_dir, pgr_tasks_dir=one_public_task, pgr_secret_tasks_dir=tmp_path / "operator"):
