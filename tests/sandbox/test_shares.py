@@ -108,7 +108,7 @@ async def test_an_exec_that_times_out_suggests_start_job(sandbox: Sandbox) -> No
 
 SPIN = (
     "python -c 'import os, time\nend = time.monotonic() + 3\nwhile time.monotonic() < end: pass\n"
-    "t = os.times(); os.write(1, b\"%f\\n\" % (t.user + t.system))'"
+    't = os.times(); os.write(1, b"%f\\n" % (t.user + t.system))\''
 )
 """Burns CPU for 3 s of wall clock, then prints the CPU seconds it got, in one write: unbuffered print()
 writes the number and the newline apart, and two processes' lines could run together ("0.840.88")."""
