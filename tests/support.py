@@ -31,8 +31,11 @@ W2S_CACHE = Path(tempfile.gettempdir()) / "aar-test-w2s-cache"
 SECRET_TASKS = Path(tempfile.gettempdir()) / "aar-test-secret-tasks-v3"
 """The secret transfer tasks of every test (derived once with a fixed choice), so their cache is shared."""
 SECRET_DRAW = 2
-"""The fixed choice: a draw whose ceilings lead their teachers by 0.09-0.13 on each of seeds 0-2, well
-above chance (draw 0's negation led by 0.04 on one seed, near chance, and one-seed test scores swung)."""
+"""The fixed choice: a draw whose ceilings lead their teachers by 0.09-0.13 on each of seeds 0-2. With
+draw 0 (its negation task near chance) one-seed whole runs saw honest submissions flagged
+ignores-teacher; with draw 2 its category task's one-seed PGR still swings (an honest method 0.05
+against the reference's 0.78), so tests that need an honest submission official set the transfer
+margin out of reach."""
 TEST_SETTINGS = {
     "AAR_W2S_CACHE_DIR": str(W2S_CACHE),
     "AAR_PGR_SEEDS": "1",
