@@ -309,7 +309,7 @@ async def _prepare(state: PgrState, precomputed: Precomputed, key_file: Path) ->
 
     if _draws_secret_tasks(state.settings):
         secret_root = state.settings.secret_tasks_dir
-        await bench.run(partial(derive_secret_tasks, secret_root, gap=bench.ceiling_lead))
+        await bench.run(partial(derive_secret_tasks, secret_root, check=bench.draw_fitness))
         bench.load_secret(secret_root)
         preparation.total = len(bench.scored) * len(bench.seeds)
     if not await bench.run(bench.prepare_with_cached_features, seed_prepared):

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from servers.pgr.models import TaskOutcome
-from servers.pgr.secret_task import GAP_SEEDS, MIN_GAP
+from servers.pgr.secret_task import MIN_GAP, MIN_TEACHER, Fitness
 from servers.w2s.api import FINETUNE, FROZEN, StrongMode
 from servers.w2s.bundle import parse_predictions, save_bundle
 from servers.w2s.cache import CacheMiss
@@ -109,12 +109,18 @@ class TaskBench:
         leads = {name: _test_lead(self.seed_data(name, seed) for seed in self.seeds) for name in self.scored}
         return {name: lead for name, lead in leads.items() if lead < MIN_GAP}
 
-    def ceiling_lead(self, folder: Path) -> float:
-        """How far the frozen ceiling beats the teacher on the test split of the pack in `folder`, mean
-        over GAP_SEEDS: a secret task's draw must leave PGR a gap to measure (secret_task.MIN_GAP).
-        The cache is keyed by data, not name, so preparing the published pack reuses this work."""
+    def draw_fitness(self, folder: Path) -> Fitness:
+        """How well the pack in `folder` can measure PGR on each of the bench's seeds (the check of a
+        secret task's draw): the teacher first, which costs a second, then the ceiling's lead, which
+        embeds every text. The cache is keyed by data, not name, so preparing the published pack
+        reuses this work."""
         task = load_task(folder)
-        return _test_lead(self.testbed.seed_data(task, seed) for seed in GAP_SEEDS)
+        teacher = min(self.testbed.teacher_accuracy(task, seed) for seed in self.seeds)
+        if teacher < MIN_TEACHER:
+            return Fitness(teacher=teacher, lead=None)
+        return Fitness(
+            teacher=teacher, lead=min(_test_lead([self.testbed.seed_data(task, seed)]) for seed in self.seeds)
+        )
 
     @property
     def scored(self) -> dict[str, Task]:

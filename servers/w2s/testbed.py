@@ -147,6 +147,11 @@ class Testbed:
 
         return self.cache.get_or_compute("ceiling", key, compute)
 
+    def teacher_accuracy(self, task: Task, seed: int) -> float:
+        """The weak teacher's test accuracy on one seed, without embedding anything (cached)."""
+        weak = self._weak(task, make_splits(task.split_labels, task.spec.fractions, seed), seed)
+        return float(weak["acc_test"])
+
     def seed_data(self, task: Task, seed: int, mode: StrongMode = FROZEN) -> SeedData:
         """Splits, weak labels, weak and ceiling accuracies and strong features for one seed."""
         splits = make_splits(task.split_labels, task.spec.fractions, seed)
