@@ -31,21 +31,15 @@ W2S_CACHE = Path(tempfile.gettempdir()) / "aar-test-w2s-cache"
 SECRET_TASKS = Path(tempfile.gettempdir()) / "aar-test-secret-tasks-v3"
 """The secret transfer tasks of every test (derived once with a fixed choice), so their cache is shared."""
 SECRET_DRAW = 2
-"""The fixed choice: a draw whose ceilings lead their teachers by 0.09-0.13 on each of seeds 0-2. With
-draw 0 (its negation task near chance) one-seed whole runs saw honest submissions flagged
-ignores-teacher; with draw 2 its category task's one-seed PGR still swings (an honest method 0.05
-against the reference's 0.78), so tests that need an honest submission official set the transfer
-margin out of reach."""
+"""The fixed choice: a draw the server's own check accepts (teachers 0.68-0.74 of test accuracy,
+ceilings 0.09-0.13 ahead on each of seeds 0-2). Draw 0's negation teacher is near chance (0.55),
+and one-seed whole runs with it saw honest submissions flagged ignores-teacher."""
 TEST_SETTINGS = {
     "AAR_W2S_CACHE_DIR": str(W2S_CACHE),
     "AAR_PGR_SEEDS": "1",
     "AAR_PGR_SECRET_TASKS_DIR": str(SECRET_TASKS),
 }
 """One seed per task keeps test submissions short; the official five are tested on their own."""
-WHOLE_RUN_SETTINGS = {**TEST_SETTINGS, "AAR_PGR_TRANSFER_MARGIN": "10"}
-"""For tests of a whole team's run, not of the scorer: with one seed per task a secret task's PGR swings
-by more than the transfer check's margin (0.5, set for five seeds), and an honest submission, a run's
-only one, was flagged `does-not-transfer` (living 0.75 against secret-2 -0.05). tests/pgr test the check."""
 
 
 def shipped_tasks(folder: Path, *names: str) -> Path:

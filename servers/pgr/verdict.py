@@ -10,8 +10,8 @@ checks, each a flag that keeps a submission off the leaderboard:
   teacher taught it; catches methods that answer from their own idea of the task.
 * ``does-not-transfer`` (secret tasks): on some public task it beats the reference method
   (aux_confidence, scored by the server) by far more than it does on the secret task of the same
-  family; catches knowledge of a public task built in (word lists, hand-written rules), which
-  cannot carry over to a task whose vocabulary no one knows.
+  family (a loss there counts as no gain); catches knowledge of a public task built in (word
+  lists, hand-written rules), which cannot carry over to a task whose vocabulary no one knows.
 
 The margins are settings, calibrated on the shipped baselines (docs/integrity.md).
 """
@@ -68,7 +68,15 @@ def _gap(rows: list[TaskOutcome], control: Control) -> float | None:
 def transfer_excess(
     rows: list[TaskOutcome], families: Mapping[str, str], secret: set[str], reference: Mapping[str, float]
 ) -> float | None:
-    """The most a public task's gain over the reference exceeds the mean gain on its family's secret tasks."""
+    """The most a public task's gain over the reference exceeds the mean gain on its family's secret tasks.
+
+    A loss to the reference on the secret tasks counts as no gain: knowledge built in for a public
+    task shows as a public gain the secret task does not repeat, while a secret draw can simply be
+    harder for a method than its public sibling (on one negation draw bootstrap scored PGR -1.3
+    where the reference scored -0.14, and 0.14 against 0.04 on the public negation task), which
+    flagged honest methods. So a method is flagged only for a public gain itself above the margin
+    plus whatever gain the secret task shows.
+    """
 
     def gain(row: TaskOutcome) -> float | None:
         base = reference.get(row.task)
@@ -77,6 +85,7 @@ def transfer_excess(
     excesses = []
     for family in {families[row.task] for row in rows if row.task in secret}:
         hidden = _mean([gain(row) for row in rows if row.task in secret and families[row.task] == family])
+        hidden = None if hidden is None else max(hidden, 0.0)
         public = [gain(row) for row in rows if row.task not in secret and families[row.task] == family]
         excesses += [g - hidden for g in public if g is not None and hidden is not None]
     return max(excesses) if excesses else None

@@ -18,7 +18,7 @@ import pytest
 from client.run_manifest import PROJECT_ROOT
 from client.team import RunRequest, run_team
 from tests.client.support import events
-from tests.support import WHOLE_RUN_SETTINGS, shipped_tasks
+from tests.support import TEST_SETTINGS, shipped_tasks
 
 pytestmark = [
     pytest.mark.anyio,
@@ -46,7 +46,7 @@ async def test_nine_scripted_researchers_claim_snapshot_submit_and_post_over_rea
                 "budget.finish": "5m",
                 "budget.team.pgr_submissions": 1,
                 "servers.env": {
-                    **WHOLE_RUN_SETTINGS,
+                    **TEST_SETTINGS,
                     "AAR_PGR_TASKS_DIR": str(shipped_tasks(tmp_path / "tasks", PUBLIC)),
                 },
             },

@@ -23,7 +23,7 @@ from client.console.run import RunView
 from client.console.serve import ConsoleOptions
 from client.team import RunRequest, RunResult, run_team
 from tests.console.support import chromium, events, have_chromium, screenshot, serving
-from tests.support import WHOLE_RUN_SETTINGS, shipped_tasks
+from tests.support import TEST_SETTINGS, shipped_tasks
 
 T = TypeVar("T")
 STOPPED = ("stopped", "awaiting scores")
@@ -190,7 +190,7 @@ async def test_the_console_watches_and_steers_a_live_scripted_run(tmp_path: Path
             "budget.team.pgr_submissions": 1,  # one official score to wait for, not three in a row
             # one public task beside the secret ones: the score's runs are half as many
             "servers.env": {
-                **WHOLE_RUN_SETTINGS,
+                **TEST_SETTINGS,
                 "AAR_PGR_TASKS_DIR": str(shipped_tasks(tmp_path / "tasks", "wordnet-living")),
             },
         },

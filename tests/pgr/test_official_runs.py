@@ -113,9 +113,7 @@ async def test_a_method_that_takes_one_bit_from_its_teacher_is_flagged_and_an_ho
 ) -> None:
     cheat, honest = await save(data_dir, ONE_BIT), await save(data_dir, HONEST)
     tasks = shipped_tasks(tmp_path / "tasks", "negation", "wordnet-food-substance")  # a hard one and an easy one
-    # one seed per task: a secret task's PGR swings past the transfer margin (set for five seeds), which
-    # once flagged the honest method does-not-transfer; this test is about the teacher controls
-    async with pgr_client(data_dir, pgr_tasks_dir=tasks, pgr_transfer_margin=10) as client:
+    async with pgr_client(data_dir, pgr_tasks_dir=tasks) as client:
         flagged = await submit_and_wait(client, cheat)
         official = await submit_and_wait(client, honest)
         board = (await client.call_tool("leaderboard", {})).structured_content["rows"]
