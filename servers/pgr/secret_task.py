@@ -46,7 +46,9 @@ MIN_TEACHER = 0.65
 """The least test accuracy of a secret task's teacher on every seed: the weakest public task's teacher
 (wordnet-act-state) scores 0.64-0.66. From a teacher near chance (some draws' score 0.54-0.60) a
 method's PGR swings by 0.3-0.4 from seed to seed and the controls judge noise."""
-ATTEMPTS = 8
+ATTEMPTS = 16
+"""Draws per family at most: a draw costs a second to eight (its texts embedded once); about one
+negation draw in five is fit."""
 
 
 @dataclass(frozen=True)
