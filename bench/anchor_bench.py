@@ -259,11 +259,14 @@ def study_loads(study: StudyServer) -> dict[str, str]:
 
 
 def forum_loads(sessions: list[Session]) -> dict[str, str]:
+    """Each load has 1,000 requests with their own ids, so no id is reused while it may be in flight:
+    with nine lines, one per agent, two connections sent the same session's request id at once
+    and the server answered one of them 500 ("Session terminated before the request completed")."""
     posts = [{"title": f"anchor {n}", "body": "a short finding " * 30, "kind": "note"} for n in range(1000)]
     return {
         "post": mcp_lines(sessions, "post", posts),
-        "search, common word": mcp_lines(sessions, "search", [{"query": COMMON_WORD, "limit": 20}] * AGENTS),
-        "search, rare word": mcp_lines(sessions, "search", [{"query": RARE_WORD, "limit": 20}] * AGENTS),
+        "search, common word": mcp_lines(sessions, "search", [{"query": COMMON_WORD, "limit": 20}] * 1000),
+        "search, rare word": mcp_lines(sessions, "search", [{"query": RARE_WORD, "limit": 20}] * 1000),
     }
 
 
