@@ -237,15 +237,16 @@ def create_console(view: RunView, access: Access) -> Starlette:
         except KeyError:
             raise HTTPException(404, f"no agent {agent!r} in this run") from None
         pages = record.pages()
+        latest = "page" not in request.query_params
         try:
-            number = int(request.query_params.get("page", pages))
+            number = pages if latest else int(request.query_params["page"])
         except ValueError:
             raise HTTPException(400, "page must be a number") from None
         number = min(max(number, 1), pages)
-        events = await off_loop(record.page, number)
+        events = await (off_loop(record.latest) if latest else off_loop(record.page, number))
         return page(
             request, "transcript.html", agent=agent, record=record, events=events, number=number, pages=pages,
-            per_page=PAGE_EVENTS,
+            per_page=PAGE_EVENTS, latest=latest,
         )  # fmt: skip
 
     async def integrity(request: Request) -> Response:

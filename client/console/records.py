@@ -124,8 +124,16 @@ class FollowedRecord:
 
     def page(self, number: int) -> list[dict[str, Any]]:
         """Events of page `number` (1-based), oldest first; reads only that page's bytes."""
+        return self._window((number - 1) * PAGE_EVENTS)
+
+    def latest(self) -> list[dict[str, Any]]:
+        """The newest PAGE_EVENTS events, oldest first: what a transcript opens on. The last page
+        alone can hold a single event, which says nothing about the agent's latest turns."""
+        return self._window(max(0, self.events - PAGE_EVENTS))
+
+    def _window(self, first: int) -> list[dict[str, Any]]:
+        """Up to PAGE_EVENTS events from index `first` (0-based), numbered from 1; one seek and read."""
         with self._lock:
-            first = (number - 1) * PAGE_EVENTS
             starts = self.line_starts[first : first + PAGE_EVENTS + 1]
             if not starts:
                 return []

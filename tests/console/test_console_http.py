@@ -42,6 +42,8 @@ async def test_every_page_renders_a_finished_run(tmp_path: Path) -> None:
             ("/forum/threads/1", "The auxiliary confidence term"),
             ("/transcripts", "alpha"),
             ("/transcripts/alpha", "kickoff for alpha"),
+            ("/transcripts/alpha", "the latest "),
+            ("/transcripts/alpha?page=1", "page 1 of 1"),
             ("/integrity", "budget spent"),
             ("/integrity", "Rate-limit hits (1)"),
         ):

@@ -15,8 +15,9 @@ def _write(log: AgentLog, count: int, start: int = 0) -> None:
 
 
 def test_pages_hold_the_right_events_of_a_long_record(tmp_path: Path) -> None:
+    total = 10 * PAGE_EVENTS + 7
     log = AgentLog(tmp_path / "a.jsonl")
-    _write(log, 10 * PAGE_EVENTS + 7)
+    _write(log, total)
     log.close()
     record = FollowedRecord(tmp_path / "a.jsonl")
     record.refresh()
@@ -25,6 +26,8 @@ def test_pages_hold_the_right_events_of_a_long_record(tmp_path: Path) -> None:
     assert [e["number"] for e in third] == list(range(2 * PAGE_EVENTS + 1, 3 * PAGE_EVENTS + 1))
     assert third[0]["content"][0]["text"] == f"message {2 * PAGE_EVENTS}"
     assert len(record.page(11)) == 7 and record.page(12) == []
+    # a transcript opens on its newest PAGE_EVENTS events, not on the seven of page 11 alone
+    assert [e["number"] for e in record.latest()] == list(range(total - PAGE_EVENTS + 1, total + 1))
     assert record.progress.messages[-1]["content"][-1]["text"] == f"message {10 * PAGE_EVENTS + 6}"  # one user turn
 
 
