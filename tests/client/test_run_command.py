@@ -29,12 +29,20 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def alive(pid: int) -> bool:
+def started(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), or None if it is gone or a zombie: with
+    its pid, this names one process even where pids are reused (32,768 of them turn over fast while
+    the suite runs)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        fields = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()
     except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def alive(pid: int, since: int | None) -> bool:
+    """Whether the process that had `pid` and started at `since` (`started`) still runs."""
+    return since is not None and started(pid) == since
 
 
 def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path, str]:
@@ -80,11 +88,12 @@ def test_a_run_killed_with_sigkill_resumes_every_agent_where_it_stopped(tmp_path
     manifest = write_manifest(tmp_path, agents=AGENTS, agent_budget={"turns": 14})
     process, run_dir, _ = start(tmp_path, str(manifest))
     wait_for(lambda: len(server_pids(run_dir)) == 3, 120, "the servers")
-    pids = server_pids(run_dir)
+    servers = {pid: started(pid) for pid in server_pids(run_dir)}
     wait_for(lambda: all(tool_results(run_dir, agent) >= 5 for agent in AGENTS), 120, "some work")
     process.kill()
     process.wait(10)
-    wait_for(lambda: not any(alive(pid) for pid in pids), 30, "the launched servers to die with their client")
+    gone = lambda: not any(alive(pid, since) for pid, since in servers.items())  # noqa: E731
+    wait_for(gone, 30, "the launched servers to die with their client")
     before = {agent: tool_results(run_dir, agent) for agent in AGENTS}
     assert all(count < 14 for count in before.values())
 
@@ -117,8 +126,8 @@ def test_ctrl_c_stops_the_run_cleanly_with_everything_saved(tmp_path: Path) -> N
     manifest = write_manifest(tmp_path, agents=AGENTS, agent_budget={"turns": 500})
     process, run_dir, _ = start(tmp_path, str(manifest))
     wait_for(lambda: all(tool_results(run_dir, agent) >= 3 for agent in AGENTS), 120, "some work")
-    pids = server_pids(run_dir)
-    assert pids
+    servers = {pid: started(pid) for pid in server_pids(run_dir)}
+    assert servers
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 130
@@ -129,4 +138,4 @@ def test_ctrl_c_stops_the_run_cleanly_with_everything_saved(tmp_path: Path) -> N
         assert stop_reason(run_dir, agent) == "interrupted"
         last = events(run_dir, agent, "message")[-1]
         assert last["role"] == "user"  # every tool call has its result: the conversation can go on
-    assert not any(alive(pid) for pid in pids)
+    assert not any(alive(pid, since) for pid, since in servers.items())
