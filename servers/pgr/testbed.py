@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,7 +106,9 @@ class TaskBench:
     def narrow_tasks(self) -> dict[str, float]:
         """Scored tasks (an operator's packs too) whose frozen ceiling leads the teacher by under MIN_GAP on
         the test split, mean over the bench's seeds, with that lead; from the prepared cache."""
-        leads = {name: _test_lead(self.seed_data(name, seed) for seed in self.seeds) for name in self.scored}
+        leads = {
+            name: statistics.fmean(_lead(self.seed_data(name, seed)) for seed in self.seeds) for name in self.scored
+        }
         return {name: lead for name, lead in leads.items() if lead < MIN_GAP}
 
     def draw_fitness(self, folder: Path) -> Fitness:
@@ -118,9 +120,7 @@ class TaskBench:
         teacher = min(self.testbed.teacher_accuracy(task, seed) for seed in self.seeds)
         if teacher < MIN_TEACHER:
             return Fitness(teacher=teacher, lead=None)
-        return Fitness(
-            teacher=teacher, lead=min(_test_lead([self.testbed.seed_data(task, seed)]) for seed in self.seeds)
-        )
+        return Fitness(teacher=teacher, lead=min(_lead(self.testbed.seed_data(task, seed)) for seed in self.seeds))
 
     @property
     def scored(self) -> dict[str, Task]:
@@ -274,6 +274,6 @@ def run_outcomes(scores: list[tuple[RunRef, RunScore]], order: list[str]) -> lis
     return results
 
 
-def _test_lead(seeds: Iterable[SeedData]) -> float:
-    """How far the frozen ceiling beats the teacher on the test split, mean over the seeds' data."""
-    return statistics.fmean(data.acc_ceiling["test"] - data.acc_weak["test"] for data in seeds)
+def _lead(data: SeedData) -> float:
+    """How far the frozen ceiling beats the teacher on one seed's test split."""
+    return data.acc_ceiling["test"] - data.acc_weak["test"]

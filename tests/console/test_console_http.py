@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from client.console.app import create_console
+from client.console.records import PAGE_EVENTS
 from client.console.run import RunView
 from client.console.serve import ConsoleOptions, console_running
 from client.record import AgentLog
@@ -280,3 +281,17 @@ async def test_the_integrity_page_counts_the_limits_servers_refused_calls_at(tmp
     flood, quota = rows["AAR_FORUM_POSTS_PER_MINUTE"], rows["AAR_SANDBOX_LIMITS write_max_bytes"]
     assert "<td>beta</td>" in flood and "forum__post" in flood and '<td class="n">3</td>' in flood
     assert "<td>alpha</td>" in quota and '<td class="n">1</td>' in quota
+
+
+async def test_a_long_transcript_opens_on_its_newest_events_and_every_page_links_back_to_them(tmp_path: Path) -> None:
+    run_dir = await make_run(tmp_path)
+    log = AgentLog(run_dir.agent_log_path("alpha"))  # appends
+    for number in range(2 * PAGE_EVENTS):
+        log.write("message", role="user", content=[{"type": "text", "text": f"note {number}"}])
+    log.close()
+    async with serving(RunView(run_dir)) as base:
+        _, latest, _ = await _get(base + "/transcripts/alpha")
+        _, first, _ = await _get(base + "/transcripts/alpha?page=1")
+    assert f"the latest {PAGE_EVENTS} events" in latest and f"note {2 * PAGE_EVENTS - 1}" in latest
+    assert f"note {PAGE_EVENTS - 1}" not in latest  # a full window of the newest, not the short last page
+    assert "page 1 of" in first and '<a href="?">latest »</a>' in first
