@@ -3,9 +3,9 @@
 It does what a methodical new colleague would: read the forum feed, claim its direction, run the
 library method its direction starts from on the validation inputs, score the predictions, save a
 snapshot, post the result citing it, and then refine: build on the best result anyone posted
-(load that snapshot, save with ``based_on``, vary one knob or combine it with another good
-result's method) or on its own best. A method is validated on two tasks, their PGR pooled by
-their gaps (`pooled`). It spends official submissions only on a new method (not one the scorer
+(load that snapshot, save with ``based_on``, vary one knob or combine it with its own direction's
+library method or another good result's) or on its own best. A method is validated on two tasks,
+their PGR pooled by their gaps (`pooled`). It spends official submissions only on a new method (not one the scorer
 answered as a repeat of the team's earlier query) that validates best in the whole team (better
 than every method submitted so far), reports the official score when it arrives, and so the
 team's official PGR rises with its submissions.
@@ -37,7 +37,7 @@ from client.scripted.methods import (
     render,
     start_for,
     step_taken,
-    vary,
+    vary_untried,
 )
 
 MEMORY_MARK = "researcher-memory: "
@@ -221,16 +221,22 @@ def _design(memory: Memory, tools: set[str]) -> None:
 
 
 def _refine(memory: Memory, knobs: Knobs) -> tuple[dict[str, Any], str]:
-    """Every other cycle, combine with the best result of another library method; else vary one knob."""
+    """Every other cycle, combine with my direction's library method (else with the best result of
+    another one); else vary one knob. Nine researchers who build on the same best result at the same
+    time then bring nine different methods to it, and none lands on a method the team has posted
+    already (its knobs are in the post's title)."""
+    tried = {Knobs(**r["knobs"]) for r in memory.results if r.get("knobs")}
     if memory.cycle % 2 == 0:
         others = [
             r for r in memory.results if r.get("knobs") and r["pgr"] is not None and r["knobs"]["base"] != knobs.base
         ]
-        other = max(others, key=lambda r: r["pgr"], default=None)
-        combined = combine(knobs, Knobs(**other["knobs"])) if other else None
-        if combined is not None:
-            return asdict(combined[0]), combined[1]
-    varied, change = vary(knobs, memory.rng("vary"), again=memory.again)
+        best_other = max(others, key=lambda r: r["pgr"], default=None)
+        partners = [Knobs(base=memory.start)] + ([Knobs(**best_other["knobs"])] if best_other else [])
+        for partner in partners:
+            combined = combine(knobs, partner)
+            if combined is not None and combined[0] not in tried:
+                return asdict(combined[0]), combined[1]
+    varied, change = vary_untried(knobs, memory.rng("vary"), tried, again=memory.again)
     return asdict(varied), change
 
 

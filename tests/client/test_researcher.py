@@ -20,6 +20,7 @@ from client.scripted.methods import (
     start_for,
     step_taken,
     vary,
+    vary_untried,
 )
 from client.scripted.researcher import MEMORY_MARK, pooled, respond
 from servers.w2s.methods import BASELINES
@@ -174,8 +175,20 @@ def test_the_researcher_builds_on_the_best_posted_result_and_combines_it_with_an
     uses = uses_of(messages)
     assert uses[11] == {"snapshot": "ab" * 20}
     assert uses[13] == {"post_id": 3, "value": 1}
-    # bob's knobs with the library method of the best result of another method (its own top_confident, 0.50)
+    # bob's knobs with the library method of ada's own direction (data reweighting: top_confident)
     assert read_knobs(uses[14]["content"]) == Knobs(base="top_confident", mix=0.5, coef=0.7, k=5)
+
+
+def test_a_combination_the_team_has_posted_already_is_not_tried_again() -> None:
+    bobs = Knobs(base="weak_views", mix=0.5, coef=0.7, k=5)
+    best = {"id": 3, "kind": "result", "author": "bob", "snapshot": "ab" * 20,
+            "title": f"{bobs.describe()}: validation PGR 0.90"}  # fmt: skip
+    posted = Knobs(base="top_confident", mix=0.5, coef=0.7, k=5)  # what ada would combine bob's method into
+    done = {"id": 4, "kind": "result", "author": "cy", "snapshot": "cd" * 20,
+            "title": f"{posted.describe()}: validation PGR 0.30"}  # fmt: skip
+    messages = drive(15, honest_servers([best, done]))
+    written = read_knobs(uses_of(messages)[14]["content"])
+    assert written is not None and written != posted and step_taken(bobs, written) is not None, written
 
 
 def test_a_refinement_moves_one_knob_and_a_library_method_is_refined_first() -> None:
@@ -238,6 +251,17 @@ def test_bootstrap_is_first_refined_into_its_own_first_student_and_a_step_that_p
     at_the_end = Knobs(base="bootstrap", mix=0.0, simple=32)
     varied, _ = vary(at_the_end, rng, again=("simple", True))  # nowhere further to go: some other step
     assert varied != at_the_end and step_taken(at_the_end, varied) is not None
+
+
+def test_a_step_onto_a_method_the_team_has_posted_is_drawn_again() -> None:
+    best = Knobs(base="aux_confidence", mix=0.5, keep=0.5)
+    first, _ = vary(best, random.Random(3))
+    again, _ = vary(best, random.Random(3), again=("keep", False))
+    tried = {first, again}
+    for step in (None, ("keep", False)):
+        varied, change = vary_untried(best, random.Random(3), tried, again=step)
+        assert varied not in tried and step_taken(best, varied) is not None, change
+    assert vary_untried(best, random.Random(3), set()) == vary(best, random.Random(3)), "nothing tried: the same step"
 
 
 def test_the_nine_directions_of_the_default_team_start_from_nine_different_library_methods() -> None:

@@ -43,23 +43,27 @@ async def test_cannot_read_data_dir_or_task_labels(sandbox: Sandbox, config: San
 
 async def test_no_label_source_anywhere_on_the_visible_filesystem(sandbox: Sandbox) -> None:
     """grep the whole visible tree (text files; labels are text) for the planted labels and another agent's
-    file, and look for label files and WordNet by name."""
+    file, and look for label files and WordNet by name. A background job: the scan reads every file the
+    box can see (the virtual environment, Chromium), 140 s alone and over exec's 240 s in a busy suite."""
     await sandbox.write_file("bob", "secret.txt", "bob-private-9d1e")
     patterns = " ".join(f"-e {label}" for label in (*HIDDEN_LABELS, "bob-private-9d1e"))
-    result = await sandbox.exec(
+    job = await sandbox.start_job(
         "alice",
+        "scan",
         f"grep -rIlsF {patterns} / --exclude-dir=proc; echo grep-done; "
         "find / -path /proc -prune -o \\( -name labels.jsonl -o -name labels.csv -o -name data.noun "
         "-o -name index.sense -o -name words \\) -print 2>/dev/null; "
         "ls -d /usr/share/wordnet /usr/share/dict /usr/local /usr/src /work/main/servers 2>&1",
-        timeout=240,
     )
-    assert result.error is None, result
-    lines = result.stdout.splitlines()
+    info = await sandbox.wait_job("alice", job, timeout=1800)
+    assert info.state.value in ("succeeded", "failed") and info.error is None, info  # ls fails: nothing to list
+    log = await sandbox.job_logs("alice", job, offset=0, limit=1_048_576)
+    assert log.complete, log
+    lines = log.text.splitlines()
     assert lines[0] == "grep-done", f"planted labels visible in: {lines[: lines.index('grep-done')]}"
     found = [line for line in lines[1:] if line.startswith("/")]
     assert found == [], f"label-like files visible: {found}"
-    assert result.stdout.count("No such file or directory") == 5
+    assert log.text.count("No such file or directory") == 5
 
 
 async def test_no_network_not_even_loopback_servers(sandbox: Sandbox) -> None:
