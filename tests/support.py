@@ -28,12 +28,12 @@ from servers.w2s.tasks import default_tasks_root
 AAR = str(Path(sys.executable).with_name("aar"))
 W2S_CACHE = Path(tempfile.gettempdir()) / "aar-test-w2s-cache"
 """Strong-model features and baselines, shared by every test server (keyed by data and config)."""
-SECRET_TASKS = Path(tempfile.gettempdir()) / "aar-test-secret-tasks-v4"
+SECRET_TASKS = Path(tempfile.gettempdir()) / "aar-test-secret-tasks-v3"
 """The secret transfer tasks of every test (derived once with a fixed choice), so their cache is shared."""
 SECRET_DRAW = 2
-"""The fixed choice: a first draw the server's own check accepts (on each of seeds 0-2, teachers of
-0.67 and 0.65 test accuracy at least, ceilings 0.11 and 0.23 ahead). Draw 0's first category draw
-has a ceiling 0.03 ahead and its first negation teacher 0.61."""
+"""The fixed choice: a draw the server's own check accepts (teachers 0.68-0.74 of test accuracy,
+ceilings 0.09-0.13 ahead on each of seeds 0-2). Draw 0's negation teacher is near chance (0.55),
+and one-seed whole runs with it saw honest submissions flagged ignores-teacher."""
 TEST_SETTINGS = {
     "AAR_W2S_CACHE_DIR": str(W2S_CACHE),
     "AAR_PGR_SEEDS": "1",

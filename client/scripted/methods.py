@@ -76,11 +76,8 @@ def method(inp: MethodInput) -> torch.Tensor:
         _, _, components = torch.linalg.svd(centred, full_matrices=False)
         converged = dataclasses.replace(strong.head_recipe, epochs=strong.head_recipe.epochs * SIMPLE_EPOCHS)
         sizes = sorted({{min(SIMPLE * 2**i, len(components)) for i in range(SIMPLE_STUDENTS)}})
-        relabels = [
-            fit_predict(centred @ components[:size].T, targets, centred @ components[:size].T, recipe=converged,
-                        seed=inp.seed)
-            for size in sizes
-        ]
+        simple = [centred @ components[:size].T for size in sizes]
+        relabels = [fit_predict(view, targets, view, recipe=converged, seed=inp.seed) for view in simple]
         targets = torch.stack(relabels).mean(dim=0)
     if KEEP < 1.0:  # train only on the labels the teacher is surest of
         confidence = (targets[:, 1] - 0.5).abs()

@@ -1,14 +1,13 @@
 """The secret transfer tasks: tasks no agent can see, so knowledge of the public tasks does not carry.
 
 By default the server derives one secret task per public task family on its first start, from a
-secret random choice of WordNet words that no shipped pack uses, and keeps them in its private
-data directory: not even the source code says which.
+secret random choice of WordNet noun categories that no shipped pack uses, and keeps them in its
+private data directory: not even the source code says which.
 
-* ``category`` (family ``wordnet-category``): lemmas of noun categories {A, B} against {C, D};
-* ``negation`` (family ``negation``): "the NOUN was (not) ADJ", praise (1) or criticism (0), the
-  label flipped by a negator, as in the public ``negation`` task, over a secret choice of WordNet
-  adjective antonym pairs and of subject nouns: the same systematic teacher error (a bag of words
-  cannot see the flip) over a vocabulary no one chose.
+* ``category`` (family ``wordnet-category``): lemmas of categories {A, B} against {C, D};
+* ``negation`` (family ``negation``): "it was (not) a NOUN", praise-like label 1 when the noun is
+  of category E and the sentence is not negated, or of category F and negated: the same
+  systematic teacher error as the public ``negation`` task, over a vocabulary no one chose.
 
 An operator may point ``AAR_PGR_SECRET_TASKS_DIR`` at task packs of their own instead (each with a
 ``family``). Agents see only how many secret tasks exist and their PGR, under opaque names.
@@ -23,12 +22,9 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-from servers.w2s.encoders import EncoderSpec, load_encoder
-from servers.w2s.tasks import list_tasks, load_task
-from servers.w2s.wordnet import LEXFILES, Row, antonym_pairs, read_lemmas, wordnet_pair, write_rows
+from servers.w2s.wordnet import LEXFILES, Row, read_lemmas, wordnet_pair, write_rows
 
 __all__ = ["MIN_GAP", "MIN_TEACHER", "SECRET_FAMILIES", "SECRET_POOL", "DrawCheck", "Fitness", "derive_secret_tasks"]
 
@@ -39,22 +35,10 @@ SECRET_POOL = (
     "attribute", "body", "cognition", "communication", "event", "group",
     "location", "person", "possession", "quantity", "phenomenon", "time",
 )  # fmt: skip
-"""Noun categories with over 1,000 lemmas that no shipped pack uses; the secret tasks draw five."""
+"""Noun categories with over 1,000 lemmas that no shipped pack uses; the secret tasks draw six."""
 PER_CLASS = 1500
-EVALUATIVE_PAIRS = 70
-"""The adjective antonym pairs that the strong model's praise axis tells apart most clearly: further
-down the list, pairs stop being praise against criticism (active/passive, maximal/minimal), and a
-linear head on the frozen features no longer learns the task (ceiling 0.77-0.83 with 300 pairs,
-0.84-0.89 with 70; 0.52-0.63 with pairs of no common polarity)."""
-DRAWN_PAIRS = 40
-SUBJECTS = 40
-"""Per negation draw: adjective pairs and subject nouns, as many as the public negation task has."""
-NEGATION_ROWS = 6000
-"""As many as the public negation task: with 3,000 rows the frozen ceiling reached 0.84-0.89, with
-6,000 0.90-0.92 (public 0.94), and the library's methods score as they do on the public task."""
-VERBS = ("was", "is", "seemed", "looked", "felt")
+FRAMES = ("it was", "this is", "that was", "they called it", "she found", "he saw", "we met", "you chose")
 NEGATORS = ("not", "never", "hardly")
-NEGATED = 0.3
 SECRET_FAMILIES = ("wordnet-category", "negation")
 MIN_GAP = 0.06
 """The least lead of a secret task's ceiling over its teacher (test accuracy) that a draw must have on every seed."""
@@ -117,60 +101,29 @@ batch_size = 32
 """
 
 
-NEGATION_RECIPE = (
-    RECIPE.replace("ngram_max = 2", "ngram_max = 1").replace(  # unigrams: a bigram "not good" would see the flip
-        "epochs = 2\nlr = 2e-4", "epochs = 20\nlr = 1e-3"
-    )  # the public negation task's head recipe
-)
-RECIPES = {"wordnet-category": RECIPE, "negation": NEGATION_RECIPE}
-
-
 def _toml(family: str) -> str:
     return (
         f'name = "{family}"\nfamily = "{family}"\ndata = ["data.jsonl.gz"]\n'
-        'description = "A secret transfer task (see servers/pgr/secret_task.py); no one knows its words."\n'
-        + RECIPES[family]
+        'description = "A secret transfer task (see servers/pgr/secret_task.py); no one knows its categories."\n'
+        + RECIPE
     )
 
 
-@cache
-def evaluative_pairs(wordnet: Path) -> list[tuple[str, str]]:
-    """WordNet's adjective antonym pairs as (praise, criticism), the `EVALUATIVE_PAIRS` clearest.
-
-    Each pair is oriented by the strong model's own praise axis ("it was good" minus "it was bad"),
-    so that the task is praise against criticism like the public negation task; no adjective of a
-    shipped pack is used.
-    """
-    shipped = {word for name in list_tasks() for text in load_task(name).texts for word in text.split()}
-    pairs = [pair for pair in antonym_pairs(wordnet / "data.adj") if not shipped.intersection(pair)]
-    encoder = load_encoder(EncoderSpec(kind="minilm-frozen", max_length=16, batch_size=512))
-    good, bad = encoder.embed(["it was good", "it was bad"])
-    words = sorted({word for pair in pairs for word in pair})
-    praise = dict(zip(words, encoder.embed([f"it was {word}" for word in words]) @ (good - bad), strict=True))
-    clearest = sorted(pairs, key=lambda pair: -abs(praise[pair[0]] - praise[pair[1]]))[:EVALUATIVE_PAIRS]
-    return [(a, b) if praise[a] > praise[b] else (b, a) for a, b in clearest]
-
-
-def negated_polarity(wordnet: Path, subjects: str, rng: random.Random) -> list[Row]:
-    """Sentences "the NOUN VERB [NEGATOR] ADJ": label 1 for praise not negated or criticism negated."""
-    adjectives = [
-        (word, praise) for pair in rng.sample(evaluative_pairs(wordnet), DRAWN_PAIRS)
-        for word, praise in zip(pair, (1, 0), strict=True)
-    ]  # fmt: skip
-    nouns = rng.sample(
-        sorted(w for w in read_lemmas(wordnet / "data.noun", [LEXFILES[subjects]]) if w.isalpha()), SUBJECTS
-    )
+def negated_membership(wordnet: Path, positive: str, negative: str, rng: random.Random) -> list[Row]:
+    """Sentences "FRAME [NEGATOR] a NOUN": label 1 for a positive noun not negated or a negative one negated."""
+    pos = read_lemmas(wordnet / "data.noun", [LEXFILES[positive]])
+    neg = read_lemmas(wordnet / "data.noun", [LEXFILES[negative]])
+    nouns = [(noun, 1) for noun in sorted(pos - neg)] + [(noun, 0) for noun in sorted(neg - pos)]
     rows: list[Row] = []
     seen: set[str] = set()
-    while len(rows) < NEGATION_ROWS:
-        adjective, praise = rng.choice(adjectives)
-        negated = rng.random() < NEGATED
-        text = " ".join(
-            ["the", rng.choice(nouns), rng.choice(VERBS), *([rng.choice(NEGATORS)] if negated else []), adjective]
-        )
+    while len(rows) < 2 * PER_CLASS:
+        noun, member = rng.choice(nouns)
+        negated = rng.random() < 0.3
+        article = "an" if noun[0] in "aeiou" else "a"
+        text = " ".join([rng.choice(FRAMES), *([rng.choice(NEGATORS)] if negated else []), article, noun])
         if text not in seen:
             seen.add(text)
-            rows.append((text, int(bool(praise) != negated)))
+            rows.append((text, int(bool(member) != negated)))
     return rows
 
 
@@ -209,15 +162,15 @@ def derive_secret_tasks(
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     chooser = rng or secrets.SystemRandom()
-    a, b, c, d, e = (f"noun.{name}" for name in chooser.sample(SECRET_POOL, 5))
+    a, b, c, d, e, f = (f"noun.{name}" for name in chooser.sample(SECRET_POOL, 6))
     seed = chooser.randrange(2**31)
     draws: dict[str, Callable[[list[str], int], list[Row]]] = {
         "wordnet-category": lambda kinds, at: wordnet_pair(
             wordnet, kinds[:2], kinds[2:], per_class=PER_CLASS, sample_seed=at
         ),
-        "negation": lambda kinds, at: negated_polarity(wordnet, kinds[0], random.Random(at)),
+        "negation": lambda kinds, at: negated_membership(wordnet, kinds[0], kinds[1], random.Random(at)),
     }
-    first = {"wordnet-category": [a, b, c, d], "negation": [e]}
+    first = {"wordnet-category": [a, b, c, d], "negation": [e, f]}
     for family, draw in draws.items():
         if (folder / family / "task.toml").is_file():
             continue

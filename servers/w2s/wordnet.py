@@ -15,16 +15,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = [
-    "LEXFILES",
-    "NOUN_LEXFILES",
-    "Row",
-    "antonym_pairs",
-    "read_lemmas",
-    "wordnet_licence",
-    "wordnet_pair",
-    "write_rows",
-]
+__all__ = ["LEXFILES", "NOUN_LEXFILES", "Row", "read_lemmas", "wordnet_licence", "wordnet_pair", "write_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,34 +80,6 @@ def read_lemmas(data_file: Path, lexfiles: Iterable[int]) -> set[str]:
                 if word == word.lower():
                     lemmas.add(word.replace("_", " "))
     return lemmas
-
-
-def antonym_pairs(data_file: Path) -> list[tuple[str, str]]:
-    """Direct antonyms among one-word lowercase adjectives of ``data.adj`` (its '!' pointers), each pair once.
-
-    A pointer names its source and target words by number within their synsets ("0102": the first
-    word of this synset, the second of that one), so both synsets' words are read first.
-    """
-    synsets: dict[str, tuple[list[str], list[str]]] = {}  # offset -> (words, fields)
-    with data_file.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith(" "):  # licence header
-                continue
-            fields = line.split()
-            words = [re.sub(r"\(.*\)$", "", fields[4 + 2 * i]) for i in range(int(fields[3], 16))]
-            synsets[fields[0]] = (words, fields)
-    pairs: set[tuple[str, str]] = set()
-    for words, fields in synsets.values():
-        at = 4 + 2 * len(words)
-        for _ in range(int(fields[at])):
-            symbol, offset, _pos, numbers = fields[at + 1 : at + 5]
-            at += 4
-            if symbol != "!" or offset not in synsets:
-                continue
-            source, target = words[int(numbers[:2], 16) - 1], synsets[offset][0][int(numbers[2:], 16) - 1]
-            if all(word.isalpha() and word == word.lower() for word in (source, target)):
-                pairs.add((min(source, target), max(source, target)))
-    return sorted(pairs)
 
 
 def wordnet_pair(

@@ -131,11 +131,28 @@ async def test_a_method_that_takes_one_bit_from_its_teacher_is_flagged_and_an_ho
     assert sum(losses) / len(losses) > 0.25
 
 
+BROAD_PRAISE = (
+    " nice better pleased adequate welcome effective happy liked satisfactory decent fortunate advantageous"
+    " smart lovable tolerant significant glorious accurate enthusiastic successful careful ready stimulating"
+    " relaxed appropriate joyful sufficient proper optimistic mature confident calm diligent agreeable hopeful"
+    " meaningful worthy lucky secure competent settled humane correct sincere wholesome fertile composed fit"
+    " elated attractive comprehensive kind honest brave wise safe healthy strong rich warm bright gentle"
+)
+"""Praise words an agent knows without any data: the lexicon of a rule that carries the public negation
+task's concept (praise, flipped by a negator) rather than its vocabulary. A secret negation task built on
+that same concept (a draft over WordNet antonyms) let this rule score PGR 1.45 on it, unflagged."""
+
+
+@pytest.mark.parametrize("lexicon", ["the public task's words", "a broad praise lexicon"])
 async def test_hand_written_knowledge_of_a_public_task_is_flagged_by_the_secret_task(
-    data_dir: Path, one_public_task: Path
+    data_dir: Path, one_public_task: Path, lexicon: str
 ) -> None:
+    rule = RULE_WHEN_THE_TEACHER_AGREES
+    if lexicon == "a broad praise lexicon":
+        rule = rule.replace(' pleasing".split())', f' pleasing{BROAD_PRAISE}".split())')
+        assert rule != RULE_WHEN_THE_TEACHER_AGREES
     async with pgr_client(data_dir, pgr_tasks_dir=one_public_task) as client:  # negation: the rule's own task
-        result = await submit_and_wait(client, await save(data_dir, RULE_WHEN_THE_TEACHER_AGREES))
+        result = await submit_and_wait(client, await save(data_dir, rule))
     assert result["state"] == "flagged", result
     assert any(flag.startswith("does-not-transfer") for flag in result["flags"]), result["flags"]
 

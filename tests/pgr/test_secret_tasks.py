@@ -16,20 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from servers.pgr.secret_task import (
-    ATTEMPTS,
-    MIN_GAP,
-    MIN_TEACHER,
-    NEGATION_ROWS,
-    NEGATORS,
-    SECRET_FAMILIES,
-    WORDNET,
-    Fitness,
-    derive_secret_tasks,
-    evaluative_pairs,
-)  # fmt: skip
+from servers.pgr.secret_task import ATTEMPTS, MIN_GAP, MIN_TEACHER, SECRET_FAMILIES, Fitness, derive_secret_tasks
 from servers.pgr.testbed import TaskBench
-from servers.w2s.tasks import list_tasks, load_task
 from tests.pgr.support import pgr_client
 from tests.support import SECRET_DRAW, SECRET_TASKS, W2S_CACHE, pgr_ready
 
@@ -87,19 +75,16 @@ def test_when_no_draw_is_fit_the_best_is_kept_and_said(tmp_path: Path, caplog: p
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("family", "first"),
+    ("draw", "first"),
     [
-        ("wordnet-category", "its ceiling leads its teacher by only 0.027 of test accuracy on some seed"),
-        ("negation", "its teacher is near the floor: test accuracy 0.61 on some seed"),
+        (0, "its teacher is near chance: test accuracy 0.55-0.57, against 0.64-0.77 for the public tasks' teachers"),
+        (1, "its teacher beats the strong model trained on ground truth: test accuracy 0.89 against 0.87"),
     ],
 )
-def test_a_real_draw_that_cannot_measure_pgr_is_replaced(tmp_path: Path, family: str, first: str) -> None:
-    """Real first draws (Random(0)) that the server's own check (`TaskBench.draw_fitness`) draws
-    again, on three seeds, until one is fit; a teacher under the floor is judged before anything is
-    embedded."""
-    for other in SECRET_FAMILIES:
-        if other != family:  # only `family` is drawn
-            shutil.copytree(SECRET_TASKS / other, tmp_path / other)
+def test_a_real_draw_that_cannot_measure_pgr_is_replaced(tmp_path: Path, draw: int, first: str) -> None:
+    """Real negation draws that the server's own check (`TaskBench.draw_fitness`) draws again, on
+    three seeds, until one is fit; a teacher under the floor is judged before anything is embedded."""
+    shutil.copytree(SECRET_TASKS / "wordnet-category", tmp_path / "wordnet-category")  # only negation is drawn
     bench = TaskBench(None, None, W2S_CACHE, 3, b"test")
     checked: list[Fitness] = []
 
@@ -107,30 +92,13 @@ def test_a_real_draw_that_cannot_measure_pgr_is_replaced(tmp_path: Path, family:
         checked.append(bench.draw_fitness(pack))
         return checked[-1]
 
-    derive_secret_tasks(tmp_path, rng=random.Random(0), check=check)
+    derive_secret_tasks(tmp_path, rng=random.Random(draw), check=check)
     assert not checked[0].fit and checked[-1].fit, (first, checked)
-    if family == "negation":
+    if draw == 0:
         assert checked[0].teacher < MIN_TEACHER and checked[0].lead is None, checked
     else:
-        assert checked[0].teacher >= MIN_TEACHER and checked[0].lead is not None and checked[0].lead < MIN_GAP, checked
-    assert bench.draw_fitness(tmp_path / family) == checked[-1]
-
-
-def test_the_negation_draw_is_praise_against_criticism_flipped_by_a_negator(tmp_path: Path) -> None:
-    """Like the public negation task, over a vocabulary no shipped pack uses: a praise adjective
-    labels a sentence 1 unless negated, a criticism one 0 unless negated."""
-    derive_secret_tasks(tmp_path, rng=random.Random(SECRET_DRAW))
-    task = load_task(tmp_path / "negation")
-    praise = {a for a, _ in evaluative_pairs(WORDNET)}
-    shipped = {word for pack in list_tasks() for text in load_task(pack).texts for word in text.split()}
-    negated = 0
-    for text, label in zip(task.texts, task.labels, strict=True):
-        words = text.split()
-        flipped = words[-2] in NEGATORS
-        negated += flipped
-        assert words[0] == "the" and label == int((words[-1] in praise) != flipped), text
-        assert words[-1] not in shipped, text
-    assert len(task.texts) == len(set(task.texts)) == NEGATION_ROWS and 0.25 < negated / len(task.texts) < 0.35
+        assert checked[0].teacher >= MIN_TEACHER and checked[0].lead is not None and checked[0].lead < 0, checked
+    assert bench.draw_fitness(tmp_path / "negation") == checked[-1]
 
 
 @pytest.mark.anyio
@@ -152,11 +120,11 @@ async def test_a_server_draws_its_own_secret_tasks_while_it_prepares_then_scores
 async def test_an_operators_secret_task_without_a_gap_to_measure_is_named_in_a_warning(
     data_dir: Path, tmp_path: Path, one_public_task: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The narrow first category draw (Random(0)) of the redraw test, brought by an operator
+    """The degenerate draw (Random(1)) of the redraw test, brought by an operator
     (AAR_PGR_SECRET_TASKS_DIR): the server cannot draw again, but says which task's PGR is noise."""
-    derive_secret_tasks(tmp_path / "operator", rng=random.Random(0))
+    derive_secret_tasks(tmp_path / "operator", rng=random.Random(1))
     with caplog.at_level(logging.WARNING, logger="servers.pgr.service"):
         async with pgr_client(data_dir, pgr_tasks_dir=one_public_task, pgr_secret_tasks_dir=tmp_path / "operator"):
             pass
     narrow = [record.getMessage() for record in caplog.records if "mostly noise" in record.getMessage()]
-    assert len(narrow) == 1 and narrow[0].startswith("task secret-2: its ceiling leads the teacher by 0.027 "), narrow
+    assert len(narrow) == 1 and narrow[0].startswith("task secret-1: its ceiling leads the teacher by -"), narrow
