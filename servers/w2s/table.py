@@ -6,9 +6,9 @@ With the teacher controls run, each method also gets the verdict the PGR server 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from servers.pgr.models import TaskOutcome
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Stat:
     """Mean, standard error of the mean, and how many values they summarise."""
 
@@ -43,7 +43,7 @@ class Stat:
         return f"{self.mean:.3f}±{self.se:.3f}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TableRow:
     """One (task, method, control): accuracies and PGR over seeds (PGR over seeds where it is defined)."""
 
@@ -92,11 +92,19 @@ def run_table(
     cache_dir: Path | None = None,
     tasks_root: Path | None = None,
 ) -> list[TableRow]:
-    """Evaluate every method on every task (default: all packs) under every control."""
+    """Evaluate every method on every task (default: all packs) under every control.
+
+    A pack whose name another has taken already (a run's secret packs are named after their
+    family: ``negation`` beside the public ``negation``) is labelled by the path it was given as,
+    so its rows and the means over tasks keep it apart."""
     seed_list = list(seeds)
     rows = []
+    labels: set[str] = set()
     for name in tasks if tasks is not None else list_tasks(tasks_root):
         task = load_task(name, tasks_root)
+        if task.name in labels:
+            task = dataclasses.replace(task, spec=dataclasses.replace(task.spec, name=str(name)))
+        labels.add(task.name)
         for method_name, method in methods.items():
             for control in controls:
                 results = evaluate(
@@ -134,7 +142,7 @@ def format_table(rows: Sequence[TableRow]) -> str:
 NOT_CHECKED = "not checked (run with --control)"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MethodSummary:
     """One method over every task: mean PGR (each task weighs the same), the controls' verdict, its source."""
 

@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from servers.pgr.verdict import Margins
 from servers.w2s.evaluate import SeedResult
-from servers.w2s.table import Stat, TableRow, format_summaries, format_table, mean_se, method_summaries, summarise
+from servers.w2s.table import (
+    Stat,
+    TableRow,
+    format_summaries,
+    format_table,
+    mean_se,
+    method_summaries,
+    run_table,
+    summarise,
+)
 
 
 def _result(seed: int, w2s: float, ceiling: float = 0.8) -> SeedResult:
@@ -62,3 +74,17 @@ def test_a_method_summary_averages_tasks_and_gives_the_controls_verdict() -> Non
     assert unchecked.verdict.startswith("not checked")
     text = format_summaries([honest, blind, unchecked])
     assert "+0.70±0.04" in text and "Someone 2023" in text
+
+
+def test_two_packs_of_one_name_stay_apart(tmp_path: Path, w2s_cache: Path) -> None:
+    """A run's secret packs are named after their family (``negation``): beside the public pack of that
+    name, each keeps its own rows and counts in the mean over tasks."""
+    from servers.w2s.methods import BASELINES
+    from servers.w2s.tasks import default_tasks_root
+
+    copy = tmp_path / "secret" / "negation"
+    shutil.copytree(default_tasks_root() / "negation", copy)
+    rows = run_table({"plain_ce": BASELINES["plain_ce"]}, ["negation", str(copy)], range(1), cache_dir=w2s_cache)
+    assert [row.task for row in rows] == ["negation", str(copy)]
+    (summary,) = method_summaries(rows, {}, MARGINS)
+    assert summary.tasks == 2
