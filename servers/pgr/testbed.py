@@ -96,12 +96,7 @@ class TaskBench:
         """Score the packs in `secret_root` too, under opaque names (a pack's folder name may say what it is about)."""
         packs = list_tasks(secret_root) if secret_root.is_dir() else []
         names = {"secret": packs[0]} if len(packs) == 1 else {f"secret-{i}": p for i, p in enumerate(packs, 1)}
-        self.secret = {
-            name: dataclasses.replace(
-                task := load_task(pack, secret_root), spec=dataclasses.replace(task.spec, name=name)
-            )
-            for name, pack in names.items()
-        }
+        self.secret = {name: load_task(pack, secret_root).renamed(name) for name, pack in names.items()}
 
     def narrow_tasks(self) -> dict[str, float]:
         """Scored tasks (an operator's packs too) whose frozen ceiling leads the teacher by under MIN_GAP on

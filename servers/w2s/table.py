@@ -6,9 +6,9 @@ With the teacher controls run, each method also gets the verdict the PGR server 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from servers.pgr.models import TaskOutcome
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Stat:
     """Mean, standard error of the mean, and how many values they summarise."""
 
@@ -43,7 +43,7 @@ class Stat:
         return f"{self.mean:.3f}±{self.se:.3f}"
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class TableRow:
     """One (task, method, control): accuracies and PGR over seeds (PGR over seeds where it is defined)."""
 
@@ -103,7 +103,7 @@ def run_table(
     for name in tasks if tasks is not None else list_tasks(tasks_root):
         task = load_task(name, tasks_root)
         if task.name in labels:
-            task = dataclasses.replace(task, spec=dataclasses.replace(task.spec, name=str(name)))
+            task = task.renamed(str(name))
         labels.add(task.name)
         for method_name, method in methods.items():
             for control in controls:
@@ -142,7 +142,7 @@ def format_table(rows: Sequence[TableRow]) -> str:
 NOT_CHECKED = "not checked (run with --control)"
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class MethodSummary:
     """One method over every task: mean PGR (each task weighs the same), the controls' verdict, its source."""
 

@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,11 @@ class Task:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def renamed(self, name: str) -> Task:
+        """This task under another name (its data, and so its cache entries, unchanged): two packs may
+        share a name, and a secret pack's name may say what it is about."""
+        return replace(self, spec=replace(self.spec, name=name))
 
     @property
     def split_labels(self) -> np.ndarray:
