@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     pgr_team_submissions_per_hour: int = Field(default=18, ge=0, description="Submissions per hour, whole team.")
     pgr_submission_timeout_s: float = Field(default=1800, gt=0, description="Wall clock of one submission's runs.")
     pgr_parallel_runs: int = Field(default=2, ge=1, le=64, description="Runs of one submission at a time.")
+    pgr_parallel_submissions: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Submissions scored at once, each of a different agent: one agent's slow submission does not"
+        " hold the scorer from the others (1: one at a time).",
+    )
     pgr_cpu_weight: int = Field(
         default=25,
         ge=1,

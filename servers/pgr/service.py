@@ -116,6 +116,7 @@ async def open_service(settings: Settings, local_agent: str | None) -> AsyncIter
             ceilings=precomputed.ceilings,
             reference=precomputed.reference,
             parallel_runs=settings.pgr_parallel_runs,
+            parallel_submissions=settings.pgr_parallel_submissions,
             gpus=lambda ref, mode: run_gpus(settings, bench, ref, mode),
         )
         secret_count = len(SECRET_FAMILIES) if derives else len(bench.secret)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,9 +254,12 @@ class PgrStore:
         row = await self._database.fetch_one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
         return None if row is None else submission_record(row)
 
-    async def next_queued(self) -> SubmissionRecord | None:
+    async def next_queued(self, *, busy: Collection[str] = ()) -> SubmissionRecord | None:
+        """The submission to run next, of an agent not in `busy` (those with one running already)."""
         row = await self._database.fetch_one(
-            f"SELECT s.* FROM submissions s WHERE s.state = 'queued' ORDER BY {FAIR_ORDER} LIMIT 1"
+            f"SELECT s.* FROM submissions s WHERE s.state = 'queued' AND s.agent NOT IN ({', '.join('?' * len(busy))})"
+            f" ORDER BY {FAIR_ORDER} LIMIT 1",
+            list(busy),
         )
         return None if row is None else submission_record(row)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -61,7 +62,12 @@ class _Failed(Exception):
 
 
 class SubmissionWorker:
-    """Takes queued submissions, fairly across agents, and runs each to a verdict."""
+    """Takes queued submissions, fairly across agents, and runs each to a verdict.
+
+    Up to `parallel_submissions` run at once, each of a different agent, each with up to
+    `parallel_runs` runs at a time: an agent whose submission takes its whole time limit (a slow or
+    hostile method) holds one of those places, while the others' submissions go on in the rest.
+    """
 
     def __init__(
         self,
@@ -76,6 +82,7 @@ class SubmissionWorker:
         ceilings: Ceilings,
         reference: Callable[[], Awaitable[dict[str, float]]],
         parallel_runs: int = 1,
+        parallel_submissions: int = 1,
         gpus: Callable[[RunRef, StrongMode], float] = lambda ref, mode: 0.0,
     ) -> None:
         self._store = store
@@ -88,9 +95,10 @@ class SubmissionWorker:
         self._margins = margins
         self._ceilings = ceilings
         self._reference = reference
-        self._parallel = asyncio.Semaphore(parallel_runs)
+        self._parallel_runs = parallel_runs
+        self._parallel_submissions = parallel_submissions
         # parallel runs share the cores instead of oversubscribing them (torch threads spin on busy cores)
-        threads = max(1, (os.cpu_count() or 1) // parallel_runs)
+        threads = max(1, (os.cpu_count() or 1) // (parallel_runs * parallel_submissions))
         self._threads = f"OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
         self._wake = asyncio.Event()
 
@@ -101,22 +109,35 @@ class SubmissionWorker:
         requeued = await self._store.requeue_running()
         if requeued:
             logger.info("re-running %d submissions that were running when the server stopped", requeued)
-        while True:
-            submission = await self._store.next_queued()
-            if submission is None:
-                self._wake.clear()
+        running: dict[str, asyncio.Task[None]] = {}  # by agent: at most one each
+        async with asyncio.TaskGroup() as group:
+            while True:
+                self._wake.clear()  # before looking, so that a submission made meanwhile wakes the next look
+                while len(running) < self._parallel_submissions:
+                    submission = await self._store.next_queued(busy=running)
+                    if submission is None:
+                        break
+                    task = group.create_task(self._run_guarded(submission))
+                    running[submission.agent] = task
+                    task.add_done_callback(functools.partial(self._finished, running, submission.agent))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=5)
-                continue
-            try:
-                await self.run(submission)
-            except Exception:  # one broken submission must not stop the queue
-                logger.exception("submission %s crashed the worker", submission.id)
-                await self._store.update(
-                    submission.id, state="failed", error="server error (the operator has the log)",
-                    finished_at=time.time(),
-                )  # fmt: skip
-                await asyncio.to_thread(self._journal.forget, submission.id)
+
+    def _finished(self, running: dict[str, asyncio.Task[None]], agent: str, _: asyncio.Task[None]) -> None:
+        running.pop(agent, None)
+        self._wake.set()
+
+    async def _run_guarded(self, submission: SubmissionRecord) -> None:
+        """Run one submission; a crash fails it alone, never the queue."""
+        try:
+            await self.run(submission)
+        except Exception:
+            logger.exception("submission %s crashed the worker", submission.id)
+            await self._store.update(
+                submission.id, state="failed", error="server error (the operator has the log)",
+                finished_at=time.time(),
+            )  # fmt: skip
+            await asyncio.to_thread(self._journal.forget, submission.id)
 
     async def run(self, submission: SubmissionRecord) -> None:
         submission_id = submission.id
@@ -133,12 +154,13 @@ class SubmissionWorker:
             refs = await asyncio.to_thread(self._journal.plan, submission_id, self._bench.plan_runs)
             finished = sum(1 for ref in refs if ref.run_id in done)
             await self._store.update(submission_id, progress_total=len(refs), progress_done=finished)
+            lanes = asyncio.Semaphore(self._parallel_runs)
 
             async def run(ref: RunRef) -> str:
                 nonlocal finished
                 if ref.run_id in done:
                     return done[ref.run_id]
-                async with self._parallel:
+                async with lanes:
                     predictions = await self._run(submission, ref, mode, code, deadline)
                 await asyncio.to_thread(self._journal.record, submission_id, ref.run_id, predictions)
                 finished += 1

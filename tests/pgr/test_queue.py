@@ -24,6 +24,14 @@ def method(inp):
 """
 
 
+NEVER_ENDS = """\
+import time
+
+def method(inp):
+    time.sleep(10**6)
+"""
+
+
 def _states(data_dir: Path) -> dict[str, str]:
     with sqlite3.connect(data_dir / "pgr.sqlite") as connection:
         return dict(connection.execute("SELECT id, state FROM submissions").fetchall())
@@ -87,6 +95,67 @@ async def test_the_queue_serves_agents_in_turn_not_first_come(tmp_path: Path) ->
         assert second is not None and second.id == ids["bob-1"], "bob waits behind none of alice's queue"
     finally:
         await store.close()
+
+
+async def test_an_agent_with_a_submission_running_waits_for_it_and_others_go_first(tmp_path: Path) -> None:
+    from servers.pgr.store import PgrStore
+
+    store = await PgrStore.open(tmp_path / "pgr.sqlite")
+    try:
+        for name in ("alice-1", "bob-1"):
+            await store.create_submission(
+                agent=name.split("-")[0], snapshot="s", entry_point="m.py:m", code_sha256=name, derived_from=[],
+                same_code_as=None,
+            )  # fmt: skip
+        first = await store.next_queued()
+        assert first is not None and first.agent == "alice"
+        beside = await store.next_queued(busy={"alice"})
+        assert beside is not None and beside.agent == "bob"
+        assert await store.next_queued(busy={"alice", "bob"}) is None
+    finally:
+        await store.close()
+
+
+async def test_a_submission_that_takes_its_whole_time_limit_does_not_hold_the_others(
+    data_dir: Path, one_public_task: Path
+) -> None:
+    """Mallory's method sleeps until the time limit; Bob's submission, made after it started, is scored meanwhile,
+    and Mallory's second submission waits for her first (one running submission per agent)."""
+    repository = await open_repository(make_settings(data_dir))
+    stuck = await repository.save(
+        agent="mallory", files={"method.py": NEVER_ENDS}, message="m", based_on=None, delete=[]
+    )
+    quick = await repository.save(agent="bob", files={"method.py": SLOW_START}, message="m", based_on=None, delete=[])
+    (data_dir.parent / "no-secret-tasks").mkdir()
+    server = HttpServer(
+        data_dir,
+        AAR_PGR_TASKS_DIR=str(one_public_task),
+        AAR_PGR_SECRET_TASKS_DIR=str(data_dir.parent / "no-secret-tasks"),
+        AAR_PGR_SUBMISSION_TIMEOUT_S="3600",
+    ).start()
+    try:
+        async with server.client("pgr", "mallory") as mallory, server.client("pgr", "bob") as bob:
+            await pgr_ready(mallory)
+            held = []
+            for _ in range(2):
+                submitted = await mallory.call_tool("submit", {"snapshot": stuck.id, "entry_point": "method.py:method"})
+                assert not submitted.is_error, submitted.content
+                held.append(submitted.structured_content["id"])
+            with anyio.fail_after(300):
+                while _states(data_dir)[held[0]] != "running":
+                    await anyio.sleep(0.2)
+            submitted = await bob.call_tool("submit", {"snapshot": quick.id, "entry_point": "method.py:method"})
+            assert not submitted.is_error, submitted.content
+            with anyio.fail_after(600):
+                while _states(data_dir)[submitted.structured_content["id"]] not in ("done", "flagged", "failed"):
+                    await anyio.sleep(0.5)
+            result = (
+                await bob.call_tool("submission", {"submission_id": submitted.structured_content["id"]})
+            ).structured_content
+            assert result is not None and result["state"] == "done", result
+            assert _states(data_dir)[held[0]] == "running" and _states(data_dir)[held[1]] == "queued"
+    finally:
+        server.stop()
 
 
 async def test_a_cold_server_answers_at_once_and_says_how_far_it_is(tmp_path: Path) -> None:
