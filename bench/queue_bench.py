@@ -14,7 +14,8 @@ many submissions as its budget allows, and alone again, for each attack:
 - flood: ordinary methods (the issue's queue flood: one agent queueing hours of scoring);
 - slow flood: methods whose every run sleeps until the submission's time limit
   (AAR_PGR_SUBMISSION_TIMEOUT_S, set here to about ten times an ordinary submission, as the
-  default of 30 minutes is to a default submission of a few minutes).
+  default of 30 minutes is to a default submission of a few minutes);
+- busy flood: the same, but every run keeps a core busy until the limit.
 
 Each attack is compared with the mean of the unloaded phases around it.
 
@@ -54,7 +55,8 @@ SLOW_METHOD = (
     "import time\nfrom servers.w2s.methods.plain_ce import plain_ce\nAUTHOR = '{name}'\n\n\n"
     "def method(inp):\n    time.sleep(10**6)\n    return plain_ce(inp)\n"
 )
-ATTACKS = {"flood": METHOD, "slow flood": SLOW_METHOD}
+BUSY_METHOD = "AUTHOR = '{name}'\n\n\ndef method(inp):\n    while True:\n        pass\n"
+ATTACKS = {"flood": METHOD, "slow flood": SLOW_METHOD, "busy flood": BUSY_METHOD}
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client
 
 from servers.storage.store import open_repository
 from servers.w2s.tasks import list_tasks
@@ -37,28 +38,39 @@ def _states(data_dir: Path) -> dict[str, str]:
         return dict(connection.execute("SELECT id, state FROM submissions").fetchall())
 
 
+def _one_task(data_dir: Path, one_public_task: Path) -> dict[str, str]:
+    """Settings that score one public task and no secret ones (an operator's empty folder): a submission is
+    3 runs, not 9; the queue is the same."""
+    (data_dir.parent / "no-secret-tasks").mkdir(exist_ok=True)
+    return {
+        "AAR_PGR_TASKS_DIR": str(one_public_task),
+        "AAR_PGR_SECRET_TASKS_DIR": str(data_dir.parent / "no-secret-tasks"),
+    }
+
+
+async def _submit_twice(client: Client, snapshot: str, data_dir: Path) -> list[str]:
+    """Two submissions of `snapshot`, once the first of them is running."""
+    ids = []
+    for _ in range(2):
+        submitted = await client.call_tool("submit", {"snapshot": snapshot, "entry_point": "method.py:method"})
+        assert not submitted.is_error, submitted.content
+        ids.append(submitted.structured_content["id"])
+    with anyio.fail_after(300):
+        while _states(data_dir)[ids[0]] != "running":
+            await anyio.sleep(0.2)
+    return ids
+
+
 async def test_a_restart_loses_no_submission_and_reruns_the_running_one(data_dir: Path, one_public_task: Path) -> None:
     repository = await open_repository(make_settings(data_dir))
     snapshot = await repository.save(
         agent="alice", files={"method.py": SLOW_START}, message="m", based_on=None, delete=[]
     )
-    # no secret tasks (an operator's empty folder): a submission is 3 runs, not 9; the queue is the same
-    (data_dir.parent / "no-secret-tasks").mkdir()
-    tasks = {
-        "AAR_PGR_TASKS_DIR": str(one_public_task),
-        "AAR_PGR_SECRET_TASKS_DIR": str(data_dir.parent / "no-secret-tasks"),
-    }
+    tasks = _one_task(data_dir, one_public_task)
     server = HttpServer(data_dir, **tasks).start()
     async with server.client("pgr", "alice") as client:
         await pgr_ready(client)
-        ids = []
-        for _ in range(2):
-            submitted = await client.call_tool("submit", {"snapshot": snapshot.id, "entry_point": "method.py:method"})
-            assert not submitted.is_error, submitted.content
-            ids.append(submitted.structured_content["id"])
-        with anyio.fail_after(300):
-            while _states(data_dir)[ids[0]] != "running":
-                await anyio.sleep(0.2)
+        ids = await _submit_twice(client, snapshot.id, data_dir)
     server.kill()
     assert _states(data_dir) == {ids[0]: "running", ids[1]: "queued"}
 
@@ -126,24 +138,11 @@ async def test_a_submission_that_takes_its_whole_time_limit_does_not_hold_the_ot
         agent="mallory", files={"method.py": NEVER_ENDS}, message="m", based_on=None, delete=[]
     )
     quick = await repository.save(agent="bob", files={"method.py": SLOW_START}, message="m", based_on=None, delete=[])
-    (data_dir.parent / "no-secret-tasks").mkdir()
-    server = HttpServer(
-        data_dir,
-        AAR_PGR_TASKS_DIR=str(one_public_task),
-        AAR_PGR_SECRET_TASKS_DIR=str(data_dir.parent / "no-secret-tasks"),
-        AAR_PGR_SUBMISSION_TIMEOUT_S="3600",
-    ).start()
+    server = HttpServer(data_dir, **_one_task(data_dir, one_public_task), AAR_PGR_SUBMISSION_TIMEOUT_S="3600").start()
     try:
         async with server.client("pgr", "mallory") as mallory, server.client("pgr", "bob") as bob:
             await pgr_ready(mallory)
-            held = []
-            for _ in range(2):
-                submitted = await mallory.call_tool("submit", {"snapshot": stuck.id, "entry_point": "method.py:method"})
-                assert not submitted.is_error, submitted.content
-                held.append(submitted.structured_content["id"])
-            with anyio.fail_after(300):
-                while _states(data_dir)[held[0]] != "running":
-                    await anyio.sleep(0.2)
+            held = await _submit_twice(mallory, stuck.id, data_dir)
             submitted = await bob.call_tool("submit", {"snapshot": quick.id, "entry_point": "method.py:method"})
             assert not submitted.is_error, submitted.content
             with anyio.fail_after(600):
@@ -159,8 +158,6 @@ async def test_a_submission_that_takes_its_whole_time_limit_does_not_hold_the_ot
 
 
 async def test_a_cold_server_answers_at_once_and_says_how_far_it_is(tmp_path: Path) -> None:
-    from mcp import Client
-
     from servers import catalog
 
     settings = make_settings(tmp_path / "data", w2s_cache_dir=tmp_path / "cold-cache")
