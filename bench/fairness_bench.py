@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,13 +253,18 @@ async def run(rounds: int, posts: int, attacks: list[str]) -> list[dict[str, Any
             http.stop()
 
 
+def beside_unloaded(results: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """Each attacked phase with the unloaded phases before and after it (phases alternate: none, attack, none...)."""
+    return zip(results[0::2], results[1::2], results[2::2], strict=False)
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown: per attack and operation, p50 and p90, and the p50 against the unloaded runs beside it."""
     lines = [
         "| beside | operation | p50 ms | p90 ms | unloaded p50 ms | p50 / unloaded | refused |",
         "|---|---|---|---|---|---|---|",
     ]
-    for before, attacked, after in zip(results[0::2], results[1::2], results[2::2], strict=False):
+    for before, attacked, after in beside_unloaded(results):
         for operation, stats in attacked["operations"].items():
             unloaded = (before["operations"][operation]["p50_ms"] + after["operations"][operation]["p50_ms"]) / 2
             lines.append(

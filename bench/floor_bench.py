@@ -46,12 +46,12 @@ def bare_app(database: Path) -> Any:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         nonlocal store
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                store = await ForumStore.open(database, settings=Settings())
-                await send({"type": "lifespan.startup.complete"})
-            if store is not None:
-                await store.close()
+        if scope["type"] == "lifespan":  # startup, then shutdown
+            await receive()
+            store = await ForumStore.open(database, settings=Settings())
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await store.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         body = b""

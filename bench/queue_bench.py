@@ -35,11 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcp import Client
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import HttpServer
+from bench.fairness_bench import beside_unloaded
+from tests.support import HttpServer, call, pgr_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,20 +58,12 @@ BUSY_METHOD = "AUTHOR = '{name}'\n\n\ndef method(inp):\n    while True:\n       
 ATTACKS = {"flood": METHOD, "slow flood": SLOW_METHOD, "busy flood": BUSY_METHOD}
 
 
-async def call(client: Client, tool: str, arguments: dict[str, Any]) -> Any:
-    """The structured result of a call that must succeed."""
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise RuntimeError(f"{tool}: {' '.join(getattr(part, 'text', '') for part in result.content)}")
-    return result.structured_content
-
-
 async def save(http: HttpServer, agent: str, code: str) -> str:
     async with http.client("storage", agent) as storage:
         return str((await call(storage, "save", {"files": {"method.py": code}, "message": "bench"}))["id"])
 
 
-async def wait_until(http: HttpServer, agent: str, submission_id: str, states: tuple[str, ...]) -> str:
+async def wait_for_state(http: HttpServer, agent: str, submission_id: str, states: tuple[str, ...]) -> str:
     async with http.client("pgr", agent) as pgr:
         while (state := (await call(pgr, "submission", {"submission_id": submission_id}))["state"]) not in states:
             await asyncio.sleep(0.5)
@@ -84,7 +75,7 @@ async def submit_and_wait(http: HttpServer, agent: str, snapshot: str) -> tuple[
     started = time.perf_counter()
     async with http.client("pgr", agent) as pgr:
         submitted = await call(pgr, "submit", {"snapshot": snapshot, "entry_point": "method.py:method"})
-    state = await wait_until(http, agent, submitted["id"], FINISHED)
+    state = await wait_for_state(http, agent, submitted["id"], FINISHED)
     return time.perf_counter() - started, state
 
 
@@ -98,7 +89,7 @@ async def flood(http: HttpServer, code: str) -> int:
             if result.is_error:
                 break
             queued.append(result.structured_content["id"])
-    await wait_until(http, ATTACKER, queued[0], ("running", *FINISHED))  # the flood holds the scorer
+    await wait_for_state(http, ATTACKER, queued[0], ("running", *FINISHED))  # the flood holds the scorer
     return len(queued)
 
 
@@ -116,8 +107,7 @@ async def phase(scratch: Path, cache: Path, tasks: Path, attack: str | None) -> 
     ).start()
     try:
         async with http.client("pgr", "warm-up") as pgr:
-            while not (await call(pgr, "task_info", {}))["ready"]:
-                await asyncio.sleep(1)
+            await pgr_ready(pgr)
         warm_up = await submit_and_wait(http, "warm-up", await save(http, "warm-up", METHOD.format(name="warm-up")))
         snapshots = {name: await save(http, name, METHOD.format(name=name)) for name in RESEARCHERS}
         queued = await flood(http, ATTACKS[attack]) if attack else 0
@@ -160,7 +150,7 @@ def table(results: list[dict[str, Any]]) -> str:
         "| beside | wait p50 s | longest s | unloaded p50 s | p50 / unloaded | longest / unloaded longest |",
         "|---|---|---|---|---|---|",
     ]
-    for before, attacked, after in zip(results[0::2], results[1::2], results[2::2], strict=False):
+    for before, attacked, after in beside_unloaded(results):
         p50 = (before["p50_s"] + after["p50_s"]) / 2
         longest = (before["max_s"] + after["max_s"]) / 2
         lines.append(

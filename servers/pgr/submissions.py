@@ -109,7 +109,12 @@ class SubmissionWorker:
         requeued = await self._store.requeue_running()
         if requeued:
             logger.info("re-running %d submissions that were running when the server stopped", requeued)
-        running: dict[str, asyncio.Task[None]] = {}  # by agent: at most one each
+        running: set[str] = set()  # agents with a submission running: at most one each
+
+        def finished(agent: str, _: asyncio.Task[None]) -> None:
+            running.discard(agent)
+            self._wake.set()
+
         async with asyncio.TaskGroup() as group:
             while True:
                 self._wake.clear()  # before looking, so that a submission made meanwhile wakes the next look
@@ -117,15 +122,12 @@ class SubmissionWorker:
                     submission = await self._store.next_queued(busy=running)
                     if submission is None:
                         break
-                    task = group.create_task(self._run_guarded(submission))
-                    running[submission.agent] = task
-                    task.add_done_callback(functools.partial(self._finished, running, submission.agent))
+                    running.add(submission.agent)
+                    group.create_task(self._run_guarded(submission)).add_done_callback(
+                        functools.partial(finished, submission.agent)
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=5)
-
-    def _finished(self, running: dict[str, asyncio.Task[None]], agent: str, _: asyncio.Task[None]) -> None:
-        running.pop(agent, None)
-        self._wake.set()
 
     async def _run_guarded(self, submission: SubmissionRecord) -> None:
         """Run one submission; a crash fails it alone, never the queue."""
