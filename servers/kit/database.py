@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -74,7 +75,7 @@ class Database:
         """Open (creating if needed) the file at `path`, apply `schema` (idempotent DDL), open `readers` readers."""
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path)
-        await writer.execute("PRAGMA journal_mode = WAL")
+        await _set_wal(writer)
         await writer.execute(f"PRAGMA synchronous = {synchronous}")
         await writer.executescript(schema)
         pool = []
@@ -182,6 +183,20 @@ async def _on_thread(connection: aiosqlite.Connection, work: Callable[[sqlite3.C
     aiosqlite has no public call for this; `_execute` (its queue) and `_conn` are stable across 0.x.
     """
     return await connection._execute(work, connection._conn)  # type: ignore[no-untyped-call,no-any-return]
+
+
+async def _set_wal(connection: aiosqlite.Connection) -> None:
+    """Switch the file to WAL. Two processes opening a new file at once (forum workers) can get SQLITE_BUSY
+    here without SQLite calling its busy handler, so this waits and retries up to the busy timeout itself."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +47,30 @@ async def test_a_write_that_raises_stores_nothing_and_the_next_write_works(tmp_p
         await database.close()
     with sqlite3.connect(tmp_path / "t.sqlite") as check:  # committed, as seen from another connection
         assert check.execute("SELECT x FROM t").fetchall() == [(2,)]
+
+
+def _open_at_once(path: Path, start: Any) -> None:
+    """In a process of its own: wait for the others, then open the file (the forum's workers all start at once)."""
+    start.wait(60)
+
+    async def open_and_close() -> None:
+        database = await Database.open(path, SCHEMA, readers=1)
+        await database.close()
+
+    asyncio.run(open_and_close())
+
+
+def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL could fail at once with 'database is locked' in all but one of several
+    processes (SQLite does not call its busy handler there): a forum with AAR_HTTP_WORKERS then failed to start."""
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(5):
+        path = tmp_path / f"new-{attempt}.sqlite"
+        start = context.Barrier(6)
+        processes = [context.Process(target=_open_at_once, args=(path, start)) for _ in range(6)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+            process.kill()  # one left hanging fails the test below, and goes with it
+        assert [process.exitcode for process in processes] == [0] * 6, attempt
