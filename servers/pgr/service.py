@@ -34,6 +34,7 @@ from servers.pgr.store import DATA_FILE, PgrStore, runner_data_dir
 from servers.pgr.submissions import SubmissionWorker
 from servers.pgr.testbed import RunRef, TaskBench
 from servers.pgr.verdict import Margins
+from servers.sandbox.cgroups import CgroupRoot
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.server import sandbox_config
 from servers.sandbox.store import Sandbox
@@ -186,10 +187,17 @@ async def open_runs(settings: Settings, stack: contextlib.AsyncExitStack) -> Run
             for mode in (FROZEN, FINETUNE)
         }
         return RayRuns(specs, settings.ray_node_dir, cpus=settings.ray_run_cpus, retries=settings.ray_run_retries)
+    # one cgroup for both modes' runs, so that an old submission's runs yield to a young one's whatever
+    # mode either declared (servers.pgr.cpu_ageing)
+    cgroups = CgroupRoot.detect(settings.pgr_cpu_weight)
+    if cgroups is not None:
+        stack.callback(cgroups.remove)
     sandboxes: dict[StrongMode, Sandbox] = {}
     for mode in (FROZEN, FINETUNE):
         sandbox = await Sandbox.open(
-            runner_sandbox_config(settings, mode), unsafe_no_isolation=settings.sandbox_unsafe_no_isolation
+            runner_sandbox_config(settings, mode),
+            unsafe_no_isolation=settings.sandbox_unsafe_no_isolation,
+            cgroups=cgroups,
         )
         stack.push_async_callback(sandbox.close)
         sandboxes[mode] = sandbox

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -23,6 +24,7 @@ import shlex
 import time
 from collections.abc import Awaitable, Callable
 
+from servers.pgr.cpu_ageing import FULL_CPU_FRACTION, CpuAgeing
 from servers.pgr.isolated_runs import RunExecutor, RunRequest
 from servers.pgr.models import SubmissionRecord
 from servers.pgr.run_journal import RunJournal
@@ -66,7 +68,8 @@ class SubmissionWorker:
 
     Up to `parallel_submissions` run at once, each of a different agent, each with up to
     `parallel_runs` runs at a time: an agent whose submission takes its whole time limit (a slow or
-    hostile method) holds one of those places, while the others' submissions go on in the rest.
+    hostile method) holds one of those places, while the others' submissions go on in the rest, and
+    its runs yield the CPU to theirs as it ages (servers.pgr.cpu_ageing).
     """
 
     def __init__(
@@ -148,11 +151,14 @@ class SubmissionWorker:
         done = await asyncio.to_thread(self._journal.finished, submission_id)  # a restart's head start
         await self._store.update(submission_id, state="running", started_at=started, progress_done=len(done))
         deadline = time.monotonic() + self._timeout_s
+        ageing = CpuAgeing(started, self._timeout_s * FULL_CPU_FRACTION)
         try:
             code = await self.repository.read_all(submission.snapshot)
-            mode = await self._declared_mode(submission_id, submission.entry_point, code)
+            mode = await self._declared_mode(submission_id, submission.entry_point, code, ageing)
             await self._store.update(submission_id, mode=mode)
+            waited = time.time()
             await self._ceilings(mode)
+            ageing = dataclasses.replace(ageing, started_at=started + time.time() - waited)  # the wait is not its own
             refs = await asyncio.to_thread(self._journal.plan, submission_id, self._bench.plan_runs)
             finished = sum(1 for ref in refs if ref.run_id in done)
             await self._store.update(submission_id, progress_total=len(refs), progress_done=finished)
@@ -163,7 +169,7 @@ class SubmissionWorker:
                 if ref.run_id in done:
                     return done[ref.run_id]
                 async with lanes:
-                    predictions = await self._run(submission, ref, mode, code, deadline)
+                    predictions = await self._run(submission, ref, mode, code, deadline, ageing)
                 await asyncio.to_thread(self._journal.record, submission_id, ref.run_id, predictions)
                 finished += 1
                 await self._store.update(submission_id, progress_done=finished)
@@ -231,10 +237,14 @@ class SubmissionWorker:
             raise _Failed(category)
         return outcome.output
 
-    async def _declared_mode(self, submission_id: str, entry_point: str, code: dict[str, bytes]) -> StrongMode:
+    async def _declared_mode(
+        self, submission_id: str, entry_point: str, code: dict[str, bytes], ageing: CpuAgeing
+    ) -> StrongMode:
         """The mode the method declares, read in a run of its own (without weights, like any frozen run)."""
         command = f"python -m servers.w2s.runner --entry {shlex.quote(entry_point)} --declare-mode mode.txt"
-        request = RunRequest(f"{submission_id}-mode", FROZEN, dict(code), command, DECLARE_TIMEOUT_S, "mode.txt")
+        request = RunRequest(
+            f"{submission_id}-mode", FROZEN, dict(code), command, DECLARE_TIMEOUT_S, "mode.txt", ageing=ageing
+        )
         try:
             mode = await self._job(request, "import")
         except _Failed:
@@ -244,7 +254,13 @@ class SubmissionWorker:
         return FINETUNE if mode.strip() == FINETUNE else FROZEN
 
     async def _run(
-        self, submission: SubmissionRecord, ref: RunRef, mode: StrongMode, code: dict[str, bytes], deadline: float
+        self,
+        submission: SubmissionRecord,
+        ref: RunRef,
+        mode: StrongMode,
+        code: dict[str, bytes],
+        deadline: float,
+        ageing: CpuAgeing,
     ) -> str:
         bundle = await self._bench.run(self._bench.bundle, ref, mode)
         entry = shlex.quote(submission.entry_point)
@@ -254,7 +270,7 @@ class SubmissionWorker:
             raise _Failed("timeout")
         request = RunRequest(
             f"{submission.id}-{ref.run_id[:8]}", mode, {**code, "run.pt": bundle}, command, remaining,
-            "predictions.txt", gpus=self._gpus(ref, mode),
+            "predictions.txt", gpus=self._gpus(ref, mode), ageing=ageing,
         )  # fmt: skip
         return await self._job(request, "predictions")
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from servers.sandbox.cgroups import AgentCgroup, CgroupRoot
+from servers.sandbox.cgroups import CPU_WEIGHT, AgentCgroup, CgroupRoot
 from servers.sandbox.isolation import CommandSpec, Isolation
 
 logger = logging.getLogger(__name__)
@@ -210,6 +210,7 @@ class Boxes:
         self._idle_s = idle_s
         self._boxes: dict[str, Box] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._cpu_weights: dict[str, int] = {}
         self._reaper: asyncio.Task[None] | None = None
 
     async def get(self, agent: str, workspace: Path) -> Box:
@@ -229,10 +230,23 @@ class Boxes:
             if box is None:
                 box = await Box.start(agent, workspace, self._isolation, self._cgroups)
                 self._boxes[agent] = box
+                if agent in self._cpu_weights and box.cgroup:
+                    await asyncio.to_thread(box.cgroup.set_cpu_weight, self._cpu_weights[agent])
             box.idle_since = time.monotonic()  # not idle: a command is about to start
             if self._reaper is None:
                 self._reaper = asyncio.create_task(self._stop_idle(), name="sandbox-box-reaper")
             return box
+
+    async def set_cpu_weight(self, agent: str, weight: int | None) -> None:
+        """Weigh the agent's box against the others from now on, across restarts (None: back to CPU_WEIGHT)."""
+        async with self._locks.setdefault(agent, asyncio.Lock()):
+            if weight is None:
+                self._cpu_weights.pop(agent, None)
+            else:
+                self._cpu_weights[agent] = weight
+            box = self._boxes.get(agent)
+            if box is not None and box.cgroup:
+                await asyncio.to_thread(box.cgroup.set_cpu_weight, CPU_WEIGHT if weight is None else weight)
 
     async def stop(self, agent: str, *, idle_for_s: float | None = None) -> None:
         """Stop the agent's box, if any (before its workspace goes); with `idle_for_s`, only if it has run

@@ -11,8 +11,10 @@ rlimits.
 Each agent's box (its long-lived sandbox, see `box`) also gets a cgroup with the same CPU weight as
 every other agent's (cgroup v2 `cpu.weight`, v1 `cpu.shares`) where the cpu controller can be
 used, so an agent running many busy processes gets no more CPU than one running a single one
-while both want CPU. Layout under this service's cgroup (v2; under v1 the agent's cgroup lives in
-the cpu hierarchy alone and command cgroups stay flat in the memory and pids hierarchies):
+while both want CPU. Its owner may change that weight while the box runs (`Sandbox.set_cpu_weight`:
+the PGR server lowers an old submission's runs, servers.pgr.cpu_ageing). Layout under this
+service's cgroup (v2; under v1 the agent's cgroup lives in the cpu hierarchy alone and command
+cgroups stay flat in the memory and pids hierarchies):
     agent-NAME/          cpu.weight, no processes of its own
         init/            the box: bubblewrap and the init inside
         run-N/           one command: memory.max, pids.max
@@ -35,7 +37,8 @@ PREFIX = "aar-sandbox-"
 CPU_WEIGHT = 100
 """cgroup v2 cpu.weight of every agent (the default; written so that each agent's is equal by intent)."""
 CPU_SHARES = 1024
-"""cgroup v1 cpu.shares of every agent."""
+"""cgroup v1 cpu.shares of every agent: the same weight on v1's scale."""
+MAX_CPU_WEIGHT = 10000
 _instances = itertools.count(1)
 _MOUNTINFO = Path("/proc/self/mountinfo")
 _SELF_CGROUP = Path("/proc/self/cgroup")
@@ -94,7 +97,7 @@ class CgroupRoot:
         directory.mkdir()
         (directory / "cgroup.subtree_control").write_text(controllers)
         if "cpu" in available:
-            _write(directory / "cpu.weight", cpu_weight)
+            write_cpu_weight(directory, 2, cpu_weight)
         return cls(2, directory, directory, directory if "cpu" in available else None)
 
     @classmethod
@@ -107,7 +110,7 @@ class CgroupRoot:
             _sweep_stale(cpu_dir.parent)
             try:
                 cpu_dir.mkdir()
-                _write(cpu_dir / "cpu.shares", max(2, cpu_weight * CPU_SHARES // CPU_WEIGHT))
+                write_cpu_weight(cpu_dir, 1, cpu_weight)
             except OSError as error:
                 logger.info("cpu cgroup %s unusable (%s): agents get no CPU share of their own", cpu_dir, error)
                 cpu_dir = None
@@ -128,20 +131,22 @@ class CgroupRoot:
         if self.version == 2:
             directory = self.memory_dir / f"agent-{agent}"
             directory.mkdir(exist_ok=True)
-            if self.cpu_dir is not None:
-                _write(directory / "cpu.weight", CPU_WEIGHT)
+            cpu = directory if self.cpu_dir is not None else None
+            if cpu is not None:
+                write_cpu_weight(cpu, 2, CPU_WEIGHT)
             (directory / "cgroup.subtree_control").write_text(
-                "+memory +pids +cpu" if self.cpu_dir is not None else "+memory +pids"
+                "+memory +pids +cpu" if cpu is not None else "+memory +pids"
             )
             (directory / "init").mkdir(exist_ok=True)
-            return AgentCgroup((directory / "init",), (directory / "init",), directory, (directory / "init", directory))
+            init = directory / "init"
+            return AgentCgroup((init,), (init,), directory, (init, directory), cpu, 2)
         home = tuple(dict.fromkeys((self.memory_dir, self.pids_dir)))
         if self.cpu_dir is None:
-            return AgentCgroup(home, home, None, ())
+            return AgentCgroup(home, home, None, (), None, 1)
         directory = self.cpu_dir / f"agent-{agent}"
         directory.mkdir(exist_ok=True)
-        _write(directory / "cpu.shares", CPU_SHARES)
-        return AgentCgroup((directory, *home), home, None, (directory,))
+        write_cpu_weight(directory, 1, CPU_WEIGHT)
+        return AgentCgroup((directory, *home), home, None, (directory,), directory, 1)
 
     def create(self, name: str, memory_bytes: int, max_pids: int, agent: AgentCgroup | None = None) -> Cgroup:
         """A fresh cgroup for one command (under its agent's where the hierarchy nests), its limits set."""
@@ -165,13 +170,21 @@ class CgroupRoot:
 @dataclass(frozen=True)
 class AgentCgroup:
     """Where one agent's box runs: the cgroups its launcher joins, the ones its init returns to after
-    stepping into a command's cgroup to spawn it, where command cgroups go (v2 only), and what is
-    removed with the box (innermost first)."""
+    stepping into a command's cgroup to spawn it, where command cgroups go (v2 only), what is
+    removed with the box (innermost first), and the cgroup that holds its CPU weight (None: no cpu
+    controller)."""
 
     joins: tuple[Path, ...]
     home: tuple[Path, ...]
     runs: Path | None
     owned: tuple[Path, ...]
+    cpu: Path | None
+    version: int
+
+    def set_cpu_weight(self, weight: int) -> None:
+        """Weigh everything the box runs against the other boxes (CPU_WEIGHT is every box's at start)."""
+        if self.cpu is not None:
+            write_cpu_weight(self.cpu, self.version, weight)
 
     @property
     def join_files(self) -> list[str]:
@@ -246,6 +259,16 @@ def _sweep_stale(parent: Path) -> None:
         for directory in [*stale.glob("agent-*/*"), *stale.glob("agent-*"), *stale.glob("run-*"), stale]:
             with contextlib.suppress(OSError):
                 directory.rmdir()
+
+
+def write_cpu_weight(directory: Path, version: int, weight: int) -> None:
+    """Give a cgroup `weight` on cgroup v2's scale (1-10000, CPU_WEIGHT = the default), or the same on v1's."""
+    if not 1 <= weight <= MAX_CPU_WEIGHT:
+        raise ValueError(f"a CPU weight is 1-{MAX_CPU_WEIGHT}, not {weight}")
+    if version == 2:
+        _write(directory / "cpu.weight", weight)
+    else:
+        _write(directory / "cpu.shares", max(2, weight * CPU_SHARES // CPU_WEIGHT))
 
 
 def _write(path: Path, value: int, optional: bool = False) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from servers.sandbox.box import Boxes
-from servers.sandbox.cgroups import CgroupRoot
+from servers.sandbox.cgroups import MAX_CPU_WEIGHT, CgroupRoot
 from servers.sandbox.config import SandboxConfig
 from servers.sandbox.errors import CapacityError, QuotaError, ToolInputError
 from servers.sandbox.gpu import GpuPool
@@ -40,23 +40,34 @@ EXEC_TIMEOUT_ADVICE = "; for longer work use start_job (it runs in the backgroun
 class Sandbox:
     """Per-agent workspaces, isolated commands and background jobs. Open with `await Sandbox.open(config)`."""
 
-    def __init__(self, config: SandboxConfig, isolation: Isolation, cgroups: CgroupRoot | None, lock_fd: int) -> None:
+    def __init__(
+        self, config: SandboxConfig, isolation: Isolation, cgroups: CgroupRoot | None, owns_cgroups: bool, lock_fd: int
+    ) -> None:
         self.config = config
         self._lock_fd = lock_fd
         self.limits = config.limits
         self._isolation = isolation
         self._cgroups = cgroups
+        self._owns_cgroups = owns_cgroups
         self.boxes = Boxes(isolation, cgroups, config.limits.box_idle_s)
         self._execs: Counter[str] = Counter()
         self._jobs: JobManager | None = None
 
     @classmethod
-    async def open(cls, config: SandboxConfig, *, unsafe_no_isolation: bool = False) -> Sandbox:
-        """Probe bubblewrap, recover job records, start queued jobs. Raises IsolationUnavailableError."""
+    async def open(
+        cls, config: SandboxConfig, *, unsafe_no_isolation: bool = False, cgroups: CgroupRoot | None = None
+    ) -> Sandbox:
+        """Probe bubblewrap, recover job records, start queued jobs. Raises IsolationUnavailableError.
+
+        `cgroups`: a service cgroup shared with other sandboxes, whose owner removes it, so that their
+        agents' CPU weights compete directly (the PGR server's two sandboxes, one per strong-model mode;
+        agent names must then differ between them). By default the sandbox makes its own."""
         config.root.mkdir(parents=True, exist_ok=True)
         os.chmod(config.root, 0o700)  # workspaces hold files owned by the mapped uid; keep other host users out
         lock_fd = _lock(config.root / "service.lock")
-        cgroups = CgroupRoot.detect(config.cpu_weight)
+        owns_cgroups = cgroups is None
+        if owns_cgroups:
+            cgroups = CgroupRoot.detect(config.cpu_weight)
         if cgroups is None and os.geteuid() == 0:
             logger.warning(
                 "no cgroups: memory is limited by RLIMIT_AS, and the process limit is NOT enforced "
@@ -66,11 +77,11 @@ class Sandbox:
             isolation = Isolation(config, GpuPool(config.gpu_devices), unsafe=unsafe_no_isolation)
             await isolation.probe()
         except BaseException:
-            if cgroups:
+            if cgroups and owns_cgroups:
                 cgroups.remove()
             os.close(lock_fd)
             raise
-        sandbox = cls(config, isolation, cgroups, lock_fd)
+        sandbox = cls(config, isolation, cgroups, owns_cgroups, lock_fd)
         sandbox._jobs = await JobManager.open(
             config.root / "jobs.sqlite", config.limits, config.root / "logs", sandbox._make_job_run
         )
@@ -81,7 +92,7 @@ class Sandbox:
         """Stop running jobs (recorded as lost), release the database and this service's cgroups."""
         await self._job_manager.close()
         await self.boxes.close()
-        if self._cgroups:
+        if self._cgroups and self._owns_cgroups:
             self._cgroups.remove()
         os.close(self._lock_fd)
 
@@ -130,7 +141,17 @@ class Sandbox:
         """Delete a workspace once its owner is done with it (the PGR server's per-submission ones)."""
         workspace = self._workspace(agent)
         await self.boxes.stop(agent)  # the box binds this directory; a new one would bind the next
+        await self.boxes.set_cpu_weight(agent, None)
         await asyncio.to_thread(workspace.remove)
+
+    async def set_cpu_weight(self, agent: str, weight: int) -> None:
+        """Weigh the agent's commands and jobs against other agents' while they all want the CPU (cgroup v2's
+        scale, 1-10000; every agent starts at 100). The PGR server lowers an old submission's runs with it.
+        Where there is no cpu cgroup (see `cpu_shares`) nothing changes."""
+        validate_agent(agent)
+        if not isinstance(weight, int) or not 1 <= weight <= MAX_CPU_WEIGHT:
+            raise ToolInputError(f"a CPU weight is a whole number from 1 to {MAX_CPU_WEIGHT}, not {weight!r}")
+        await self.boxes.set_cpu_weight(agent, weight)
 
     # Commands
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from servers.sandbox.cgroups import CPU_SHARES, CPU_WEIGHT, CgroupRoot
 from servers.storage.store import open_repository
 from servers.w2s.tasks import list_tasks
 from tests.support import HttpServer, make_settings, pgr_ready
@@ -30,6 +32,12 @@ import time
 
 def method(inp):
     time.sleep(10**6)
+"""
+
+BURNS_CPU = """\
+def method(inp):
+    while True:
+        pass
 """
 
 
@@ -155,6 +163,47 @@ async def test_a_submission_that_takes_its_whole_time_limit_does_not_hold_the_ot
             assert _states(data_dir)[held[0]] == "running" and _states(data_dir)[held[1]] == "queued"
     finally:
         server.stop()
+
+
+async def test_a_submission_running_past_a_tenth_of_its_time_limit_yields_the_cpu(
+    data_dir: Path, one_public_task: Path
+) -> None:
+    """Mallory's method burns CPU until the time limit (300 s here): its runs start at every agent's CPU weight
+    and lose it once the submission is 30 s old, so that younger submissions' runs get the cores (the
+    kernel's side of it: tests/sandbox/test_shares.py). Read from the runs' own cgroups on the host."""
+    cgroups = CgroupRoot.detect()
+    if cgroups is not None:
+        cgroups.remove()
+    if cgroups is None or cgroups.cpu_dir is None:
+        pytest.skip("no usable cpu cgroup controller here: runs have no CPU weight")
+    repository = await open_repository(make_settings(data_dir))
+    burns = await repository.save(
+        agent="mallory", files={"method.py": BURNS_CPU}, message="m", based_on=None, delete=[]
+    )
+    server = HttpServer(data_dir, **_one_task(data_dir, one_public_task), AAR_PGR_SUBMISSION_TIMEOUT_S="300").start()
+    try:
+        async with server.client("pgr", "mallory") as mallory:
+            await pgr_ready(mallory)
+            submitted = await mallory.call_tool("submit", {"snapshot": burns.id, "entry_point": "method.py:method"})
+            assert not submitted.is_error, submitted.content
+            runs = f"agent-{submitted.structured_content['id']}-*"
+            with anyio.fail_after(120):
+                while not (weights := _cpu_weights(runs)) or min(weights) >= CPU_WEIGHT:
+                    await anyio.sleep(1)
+            assert 1 <= min(weights) < CPU_WEIGHT, weights
+            assert _states(data_dir)[submitted.structured_content["id"]] == "running"
+    finally:
+        server.stop()
+
+
+def _cpu_weights(pattern: str) -> list[int]:
+    """The CPU weights of the cgroups matching `pattern`, on cgroup v2's scale (v1's cpu.shares converted)."""
+    weights = []
+    for cgroup in Path("/sys/fs/cgroup").rglob(pattern):
+        for name, scale in (("cpu.weight", 1.0), ("cpu.shares", CPU_WEIGHT / CPU_SHARES)):
+            with contextlib.suppress(OSError):
+                weights.append(round(int((cgroup / name).read_text()) * scale))
+    return weights
 
 
 async def test_a_cold_server_answers_at_once_and_says_how_far_it_is(tmp_path: Path) -> None:

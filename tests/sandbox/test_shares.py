@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from servers.pgr import isolated_runs
+from servers.pgr.cpu_ageing import CpuAgeing
+from servers.pgr.isolated_runs import RunRequest, run_in
 from servers.sandbox import Sandbox, SandboxConfig
+from servers.sandbox.cgroups import CPU_WEIGHT, CgroupRoot
 from servers.sandbox.errors import NotFoundError, QuotaError, ToolInputError
 from servers.sandbox.limits import Limit
 from servers.sandbox.models import JobState
@@ -106,12 +111,16 @@ async def test_an_exec_that_times_out_suggests_start_job(sandbox: Sandbox) -> No
     assert result.error is not None and "wall-clock limit 0.5 s" in result.error and "start_job" in result.error
 
 
-SPIN = (
-    "python -c 'import os, time\nend = time.monotonic() + 3\nwhile time.monotonic() < end: pass\n"
-    't = os.times(); os.write(1, b"%f\\n" % (t.user + t.system))\''
-)
-"""Burns CPU for 3 s of wall clock, then prints the CPU seconds it got, in one write: unbuffered print()
-writes the number and the newline apart, and two processes' lines could run together ("0.840.88")."""
+def spin(seconds: float) -> str:
+    """Burns CPU for `seconds` of wall clock, then prints the CPU seconds it got, in one write: unbuffered
+    print() writes the number and the newline apart, and two processes' lines could run together ("0.840.88")."""
+    return (
+        f"python -c 'import os, time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
+        't = os.times(); os.write(1, b"%f\\n" % (t.user + t.system))\''
+    )
+
+
+SPIN = spin(3)
 
 
 async def test_an_agent_with_many_busy_processes_gets_no_more_cpu_than_one_with_one(sandbox: Sandbox) -> None:
@@ -144,3 +153,50 @@ async def test_a_service_with_a_lower_cpu_weight_yields_to_its_sibling(config: S
     finally:
         await scoring.close()
         await agents.close()
+
+
+def test_a_submission_keeps_the_full_cpu_weight_while_young_then_yields_with_the_square_of_its_age() -> None:
+    ageing = CpuAgeing(started_at=1000.0, full_for_s=60.0)
+    assert ageing.weight(1000.0) == ageing.weight(1060.0) == CPU_WEIGHT
+    assert ageing.weight(1120.0) == CPU_WEIGHT // 4 and ageing.weight(1180.0) == round(CPU_WEIGHT / 9)
+    assert ageing.weight(1000.0 + 600) == 1 == ageing.weight(10**9)  # never 0: cgroups refuse it
+    weights = [ageing.weight(1000.0 + age) for age in range(0, 700, 7)]
+    assert weights == sorted(weights, reverse=True)
+
+
+async def test_an_old_submissions_run_yields_the_cpu_to_a_young_ones_in_either_mode(
+    config: SandboxConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two PGR runs (servers.pgr.isolated_runs) that each keep every core busy for 6 s: one of a submission
+    that becomes old a second after it starts, one of a fresh submission, each in its own sandbox sharing one
+    cgroup, as the PGR server's frozen and fine-tuning sandboxes do (a method chooses its mode). At equal
+    weights (before the PGR server aged its runs) they got the same CPU, so a method burning CPU until its
+    time limit halved the speed of everyone else's scoring."""
+    cgroups = CgroupRoot.detect(25)
+    if cgroups is None or cgroups.cpu_dir is None:
+        pytest.skip("no usable cpu cgroup controller here: runs have no CPU weight")
+    frozen = await Sandbox.open(replace(config, data_dir=config.data_dir / "frozen"), cgroups=cgroups)
+    finetune = await Sandbox.open(replace(config, data_dir=config.data_dir / "finetune"), cgroups=cgroups)
+    monkeypatch.setattr(isolated_runs, "TICK_S", 0.5)
+    busy = "( " + " & ".join([f"setsid -w {spin(6)}"] * (os.cpu_count() or 1)) + " & wait ) > cpu.txt"
+
+    def request(run_id: str, ageing: CpuAgeing) -> RunRequest:
+        return RunRequest(run_id, "frozen", {}, busy, 60.0, "cpu.txt", ageing=ageing)
+
+    try:
+        old, young = await asyncio.gather(
+            run_in(frozen, request("old-run", CpuAgeing(started_at=time.time(), full_for_s=1.0))),
+            run_in(finetune, request("young-run", CpuAgeing(started_at=time.time(), full_for_s=3600.0))),
+        )
+        with pytest.raises(ToolInputError, match="a CPU weight is a whole number from 1 to 10000"):
+            await frozen.set_cpu_weight("alice", 0)
+    finally:
+        await finetune.close()
+        await frozen.close()
+        cgroups.remove()
+    old_cpu, young_cpu = (sum(float(line) for line in (run.output or "").split()) for run in (old, young))
+    # about 1 against 1 for the first second, then the old one's weight falls with the square of its age
+    # (25 at 2 s, 4 at 5 s); the young one's stays 100 throughout: about 9.7 against 2.3 CPU seconds on
+    # 2 cores, measured (6.0 against 5.9 at equal weights)
+    print("CPU", young_cpu, old_cpu)
+    assert young_cpu > 3 * old_cpu, (young_cpu, old_cpu)
