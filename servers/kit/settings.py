@@ -133,8 +133,8 @@ class Settings(BaseSettings):
         default=2,
         ge=1,
         le=64,
-        description="Submissions scored at once, each of a different agent: one agent's slow submission does not"
-        " hold the scorer from the others (1: one at a time).",
+        description="Submissions scored at once, each of a different agent (1: one at a time). One past a tenth"
+        " of its time limit gives its place up and runs on at a falling CPU weight, up to twice this many in all.",
     )
     pgr_cpu_weight: int = Field(
         default=25,

@@ -22,7 +22,7 @@ import logging
 import os
 import shlex
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from servers.pgr.cpu_ageing import FULL_CPU_FRACTION, CpuAgeing
 from servers.pgr.isolated_runs import RunExecutor, RunRequest
@@ -66,10 +66,11 @@ class _Failed(Exception):
 class SubmissionWorker:
     """Takes queued submissions, fairly across agents, and runs each to a verdict.
 
-    Up to `parallel_submissions` run at once, each of a different agent, each with up to
-    `parallel_runs` runs at a time: an agent whose submission takes its whole time limit (a slow or
-    hostile method) holds one of those places, while the others' submissions go on in the rest, and
-    its runs yield the CPU to theirs as it ages (servers.pgr.cpu_ageing).
+    Up to `parallel_submissions` young ones run at once, each of a different agent, each with up to
+    `parallel_runs` runs at a time. A submission older than its full-CPU time (servers.pgr.cpu_ageing:
+    a tenth of the time limit) gives its place up and runs on, its runs yielding the CPU to younger
+    ones', so a slow or hostile method that takes its whole time limit holds no place for long; at
+    most twice `parallel_submissions` run in all, which bounds the memory they can hold.
     """
 
     def __init__(
@@ -112,25 +113,31 @@ class SubmissionWorker:
         requeued = await self._store.requeue_running()
         if requeued:
             logger.info("re-running %d submissions that were running when the server stopped", requeued)
-        running: set[str] = set()  # agents with a submission running: at most one each
+        running: dict[str, float] = {}  # agent -> when its submission started (one running each)
 
         def finished(agent: str, _: asyncio.Task[None]) -> None:
-            running.discard(agent)
+            del running[agent]
             self._wake.set()
 
         async with asyncio.TaskGroup() as group:
             while True:
                 self._wake.clear()  # before looking, so that a submission made meanwhile wakes the next look
-                while len(running) < self._parallel_submissions:
-                    submission = await self._store.next_queued(busy=running)
+                while self._has_place(running.values()):
+                    submission = await self._store.next_queued(busy=running.keys())
                     if submission is None:
                         break
-                    running.add(submission.agent)
+                    running[submission.agent] = time.monotonic()
                     group.create_task(self._run_guarded(submission)).add_done_callback(
                         functools.partial(finished, submission.agent)
                     )
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError):  # a look every few seconds: a running one may have aged
                     await asyncio.wait_for(self._wake.wait(), timeout=5)
+
+    def _has_place(self, started: Iterable[float]) -> bool:
+        """Whether one more submission may start beside those that started at `started` (monotonic times)."""
+        ages = [time.monotonic() - start for start in started]
+        young = sum(1 for age in ages if age <= self._timeout_s * FULL_CPU_FRACTION)
+        return young < self._parallel_submissions and len(ages) < 2 * self._parallel_submissions
 
     async def _run_guarded(self, submission: SubmissionRecord) -> None:
         """Run one submission; a crash fails it alone, never the queue."""
