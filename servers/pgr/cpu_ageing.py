@@ -7,7 +7,8 @@ submission's runs keep the full weight for its first `full_for_s` seconds (a ten
 limit: longer than an ordinary submission takes), and after that their weight falls with the
 square of its age: at three times that age a ninth, at ten times a hundredth. The kernel's
 scheduler stays work-conserving: an old submission's runs still get every cycle that no younger
-one wants, so an honest long submission alone on the machine runs at full speed.
+one wants, so an honest long submission alone on the machine runs at full speed. The same age
+decides the queue's places (servers.pgr.submissions): only a young submission holds one.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ class CpuAgeing:
     """Wall-clock time (time.time()) at which the submission started: runs on other nodes read the same clock."""
     full_for_s: float
 
+    def young(self, now: float) -> bool:
+        """Still at the full weight: the worker counts such a submission as holding a scoring place."""
+        return now - self.started_at <= self.full_for_s
+
     def weight(self, now: float) -> int:
         """cgroup v2's scale: CPU_WEIGHT (every agent's) while young, then falling with the square of the age."""
-        age = now - self.started_at
-        if age <= self.full_for_s:
+        if self.young(now):
             return CPU_WEIGHT
-        return max(1, round(CPU_WEIGHT * (self.full_for_s / age) ** 2))
+        return max(1, round(CPU_WEIGHT * (self.full_for_s / (now - self.started_at)) ** 2))

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import shlex
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection
 
 from servers.pgr.cpu_ageing import FULL_CPU_FRACTION, CpuAgeing
 from servers.pgr.isolated_runs import RunExecutor, RunRequest
@@ -113,7 +112,7 @@ class SubmissionWorker:
         requeued = await self._store.requeue_running()
         if requeued:
             logger.info("re-running %d submissions that were running when the server stopped", requeued)
-        running: dict[str, float] = {}  # agent -> when its submission started (one running each)
+        running: dict[str, CpuAgeing] = {}  # agent -> its running submission's age (one running each)
 
         def finished(agent: str, _: asyncio.Task[None]) -> None:
             del running[agent]
@@ -126,23 +125,23 @@ class SubmissionWorker:
                     submission = await self._store.next_queued(busy=running.keys())
                     if submission is None:
                         break
-                    running[submission.agent] = time.monotonic()
-                    group.create_task(self._run_guarded(submission)).add_done_callback(
+                    ageing = CpuAgeing(time.time(), self._timeout_s * FULL_CPU_FRACTION)
+                    running[submission.agent] = ageing
+                    group.create_task(self._run_guarded(submission, ageing)).add_done_callback(
                         functools.partial(finished, submission.agent)
                     )
                 with contextlib.suppress(TimeoutError):  # a look every few seconds: a running one may have aged
                     await asyncio.wait_for(self._wake.wait(), timeout=5)
 
-    def _has_place(self, started: Iterable[float]) -> bool:
-        """Whether one more submission may start beside those that started at `started` (monotonic times)."""
-        ages = [time.monotonic() - start for start in started]
-        young = sum(1 for age in ages if age <= self._timeout_s * FULL_CPU_FRACTION)
-        return young < self._parallel_submissions and len(ages) < 2 * self._parallel_submissions
+    def _has_place(self, running: Collection[CpuAgeing]) -> bool:
+        """Whether one more submission may start beside the `running` ones (only the young hold a place)."""
+        young = sum(1 for ageing in running if ageing.young(time.time()))
+        return young < self._parallel_submissions and len(running) < 2 * self._parallel_submissions
 
-    async def _run_guarded(self, submission: SubmissionRecord) -> None:
+    async def _run_guarded(self, submission: SubmissionRecord, ageing: CpuAgeing) -> None:
         """Run one submission; a crash fails it alone, never the queue."""
         try:
-            await self.run(submission)
+            await self.run(submission, ageing)
         except Exception:
             logger.exception("submission %s crashed the worker", submission.id)
             await self._store.update(
@@ -151,21 +150,18 @@ class SubmissionWorker:
             )  # fmt: skip
             await asyncio.to_thread(self._journal.forget, submission.id)
 
-    async def run(self, submission: SubmissionRecord) -> None:
+    async def run(self, submission: SubmissionRecord, ageing: CpuAgeing) -> None:
+        """Run `submission` to a verdict, its runs weighted by `ageing` (which started with it)."""
         submission_id = submission.id
         logger.info("running %s (%s %s)", submission_id, submission.snapshot[:12], submission.entry_point)
-        started = time.time()
         done = await asyncio.to_thread(self._journal.finished, submission_id)  # a restart's head start
-        await self._store.update(submission_id, state="running", started_at=started, progress_done=len(done))
+        await self._store.update(submission_id, state="running", started_at=ageing.started_at, progress_done=len(done))
         deadline = time.monotonic() + self._timeout_s
-        ageing = CpuAgeing(started, self._timeout_s * FULL_CPU_FRACTION)
         try:
             code = await self.repository.read_all(submission.snapshot)
             mode = await self._declared_mode(submission_id, submission.entry_point, code, ageing)
             await self._store.update(submission_id, mode=mode)
-            waited = time.time()
             await self._ceilings(mode)
-            ageing = dataclasses.replace(ageing, started_at=started + time.time() - waited)  # the wait is not its own
             refs = await asyncio.to_thread(self._journal.plan, submission_id, self._bench.plan_runs)
             finished = sum(1 for ref in refs if ref.run_id in done)
             await self._store.update(submission_id, progress_total=len(refs), progress_done=finished)

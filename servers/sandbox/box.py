@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from servers.sandbox.cgroups import CPU_WEIGHT, AgentCgroup, CgroupRoot
+from servers.sandbox.cgroups import AgentCgroup, CgroupRoot
 from servers.sandbox.isolation import CommandSpec, Isolation
 
 logger = logging.getLogger(__name__)
@@ -237,16 +237,18 @@ class Boxes:
                 self._reaper = asyncio.create_task(self._stop_idle(), name="sandbox-box-reaper")
             return box
 
-    async def set_cpu_weight(self, agent: str, weight: int | None) -> None:
-        """Weigh the agent's box against the others from now on, across restarts (None: back to CPU_WEIGHT)."""
+    async def set_cpu_weight(self, agent: str, weight: int) -> None:
+        """Weigh the agent's box against the others from now on, across restarts (until `remove`)."""
         async with self._locks.setdefault(agent, asyncio.Lock()):
-            if weight is None:
-                self._cpu_weights.pop(agent, None)
-            else:
-                self._cpu_weights[agent] = weight
+            self._cpu_weights[agent] = weight
             box = self._boxes.get(agent)
             if box is not None and box.cgroup:
-                await asyncio.to_thread(box.cgroup.set_cpu_weight, CPU_WEIGHT if weight is None else weight)
+                await asyncio.to_thread(box.cgroup.set_cpu_weight, weight)
+
+    async def remove(self, agent: str) -> None:
+        """Stop the agent's box for good (its workspace goes): a later one starts at every agent's weight."""
+        await self.stop(agent)
+        self._cpu_weights.pop(agent, None)
 
     async def stop(self, agent: str, *, idle_for_s: float | None = None) -> None:
         """Stop the agent's box, if any (before its workspace goes); with `idle_for_s`, only if it has run

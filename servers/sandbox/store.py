@@ -140,8 +140,7 @@ class Sandbox:
     async def remove_workspace(self, agent: str) -> None:
         """Delete a workspace once its owner is done with it (the PGR server's per-submission ones)."""
         workspace = self._workspace(agent)
-        await self.boxes.stop(agent)  # the box binds this directory; a new one would bind the next
-        await self.boxes.set_cpu_weight(agent, None)
+        await self.boxes.remove(agent)  # the box binds this directory; a new one would bind the next
         await asyncio.to_thread(workspace.remove)
 
     async def set_cpu_weight(self, agent: str, weight: int) -> None:

@@ -5,6 +5,7 @@ kept within a bound)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import replace
@@ -173,30 +174,31 @@ async def test_an_old_submissions_run_yields_the_cpu_to_a_young_ones_in_either_m
     weights (before the PGR server aged its runs) they got the same CPU, so a method burning CPU until its
     time limit halved the speed of everyone else's scoring."""
     cgroups = CgroupRoot.detect(25)
+    if cgroups is not None and cgroups.cpu_dir is None:
+        cgroups.remove()
     if cgroups is None or cgroups.cpu_dir is None:
         pytest.skip("no usable cpu cgroup controller here: runs have no CPU weight")
-    frozen = await Sandbox.open(replace(config, data_dir=config.data_dir / "frozen"), cgroups=cgroups)
-    finetune = await Sandbox.open(replace(config, data_dir=config.data_dir / "finetune"), cgroups=cgroups)
     monkeypatch.setattr(isolated_runs, "TICK_S", 0.5)
     busy = "( " + " & ".join([f"setsid -w {spin(6)}"] * (os.cpu_count() or 1)) + " & wait ) > cpu.txt"
 
     def request(run_id: str, ageing: CpuAgeing) -> RunRequest:
         return RunRequest(run_id, "frozen", {}, busy, 60.0, "cpu.txt", ageing=ageing)
 
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(cgroups.remove)  # last, once both sandboxes have closed
+        sandboxes = []
+        for mode in ("frozen", "finetune"):
+            sandboxes.append(await Sandbox.open(replace(config, data_dir=config.data_dir / mode), cgroups=cgroups))
+            stack.push_async_callback(sandboxes[-1].close)
+        frozen, finetune = sandboxes
         old, young = await asyncio.gather(
             run_in(frozen, request("old-run", CpuAgeing(started_at=time.time(), full_for_s=1.0))),
             run_in(finetune, request("young-run", CpuAgeing(started_at=time.time(), full_for_s=3600.0))),
         )
         with pytest.raises(ToolInputError, match="a CPU weight is a whole number from 1 to 10000"):
             await frozen.set_cpu_weight("alice", 0)
-    finally:
-        await finetune.close()
-        await frozen.close()
-        cgroups.remove()
     old_cpu, young_cpu = (sum(float(line) for line in (run.output or "").split()) for run in (old, young))
     # about 1 against 1 for the first second, then the old one's weight falls with the square of its age
     # (25 at 2 s, 4 at 5 s); the young one's stays 100 throughout: about 9.7 against 2.3 CPU seconds on
     # 2 cores, measured (6.0 against 5.9 at equal weights)
-    print("CPU", young_cpu, old_cpu)
     assert young_cpu > 3 * old_cpu, (young_cpu, old_cpu)
